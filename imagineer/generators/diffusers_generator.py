@@ -353,6 +353,15 @@ class DiffusersGenerator(Generator):
         chunked = self.config.long_prompts == "chunk" and supports_chunking(pipe)
         windows = [measure(pipe.tokenizer, text, chunked) for text in prompts]
         neg_windows = [measure(pipe.tokenizer, text, chunked) for text in negatives]
+        for window, text in zip([*windows, *neg_windows], [*prompts, *negatives], strict=True):
+            if window.truncated:
+                logger.warning(
+                    "prompt has %d tokens, the text encoder reads %d; cut: %r (prompt: %r)",
+                    window.tokens,
+                    window.window,
+                    window.truncated,
+                    text,
+                )
 
         # 3. Render, one pipeline call per group of prompts that share a window count
         jobs = [
@@ -512,7 +521,8 @@ def _check_seeds(seeds: Sequence[int] | None, seed: int, count: int) -> list[int
 def _check_size(pipe: Any, width: int | None, height: int | None) -> tuple[int, int]:
     """Requested size, or the model's native size; both must be multiples of 8."""
     native = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
-    width, height = width or native, height or native
+    width = native if width is None else width
+    height = native if height is None else height
     for label, value in (("width", width), ("height", height)):
         if value < 8 or value % 8:
             raise InvalidInput(f"{label} must be a positive multiple of 8, got {value}")

@@ -97,7 +97,13 @@ def tiny_clip_config(embed_dim: int = 16) -> dict[str, Any]:
     """An open_clip model config (the ``model_configs/*.json`` shape) small enough for tests."""
     return {
         "embed_dim": embed_dim,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8},
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 1,
+            "width": 32,
+            "head_width": 16,
+            "patch_size": 8,
+        },
         "text_cfg": {
             "context_length": 77,
             "vocab_size": VOCAB_SIZE,
@@ -125,8 +131,7 @@ def build_tiny_clip(directory: Path, seed: int = 0, name: str = TINY_CLIP_NAME) 
     directory.mkdir(parents=True, exist_ok=True)
     model_cfg = tiny_clip_config()
     (directory / f"{name}.json").write_text(json.dumps(model_cfg, indent=2))
-    preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic"}
-    hub_config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
+    hub_config = {"model_cfg": model_cfg, "preprocess_cfg": {}}  # open_clip's default preprocessing
     (directory / "open_clip_config.json").write_text(json.dumps(hub_config, indent=2))
     torch.manual_seed(seed)
     model = open_clip.CLIP(**model_cfg)

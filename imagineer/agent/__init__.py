@@ -1,0 +1,1 @@
+"""The agent: expand -> render -> score -> refine, written out as one loop."""

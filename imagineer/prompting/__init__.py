@@ -1,0 +1,1 @@
+"""Prompting: ideas into prompt specs (LLM or offline) and refiners. Never imports torch."""
