@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from imagineer.errors import InvalidInput
 
 MAX_SEED = 2**63 - 1
+
+StepCallback = Callable[[int, int], None]
 
 
 class RenderParams(BaseModel):
@@ -117,6 +119,7 @@ class Generator(ABC):
         width: int | None = None,
         height: int | None = None,
         scheduler: str | None = None,
+        progress: StepCallback | None = None,
     ) -> list[Candidate]:
         """Render ``n`` candidates for each prompt in one batch.
 
@@ -131,6 +134,8 @@ class Generator(ABC):
             width: Image width in pixels, a multiple of 8; the model's default when None.
             height: Image height in pixels, a multiple of 8; the model's default when None.
             scheduler: Scheduler name (see the backend's list); the model's own when None.
+            progress: Called as ``progress(done, total)`` after each denoising step, for
+                progress bars; ``total`` counts the steps of every pipeline call of this render.
 
         Returns:
             Candidates in prompt-major order: all of prompt 0's, then prompt 1's.

@@ -25,6 +25,7 @@ from imagineer.generators.base import (
     Candidate,
     Generator,
     RenderParams,
+    StepCallback,
     derive_seeds,
 )
 from imagineer.generators.long_prompts import encode_chunked, measure, supports_chunking
@@ -324,6 +325,7 @@ class DiffusersGenerator(Generator):
         width: int | None = None,
         height: int | None = None,
         scheduler: str | None = None,
+        progress: StepCallback | None = None,
     ) -> list[Candidate]:
         """Render ``n`` candidates per prompt in as few pipeline calls as possible.
 
@@ -375,6 +377,14 @@ class DiffusersGenerator(Generator):
             groups.setdefault(size, []).append((index, p_index))
         images: dict[int, Any] = {}
         seconds: dict[int, float] = {}
+        steps_done = [0]
+
+        def step_done(*_: Any) -> dict[str, Any]:
+            steps_done[0] += 1
+            if progress is not None:
+                progress(steps_done[0], steps * len(groups))
+            return {}
+
         for chunks, group in groups.items():
             started = time.perf_counter()
             batch = self._call(
@@ -387,6 +397,7 @@ class DiffusersGenerator(Generator):
                 guidance=guidance,
                 width=width,
                 height=height,
+                callback=step_done,
             )
             share = (time.perf_counter() - started) / len(group)
             for (index, _), image in zip(group, batch, strict=True):
@@ -432,6 +443,7 @@ class DiffusersGenerator(Generator):
             "height": settings["height"],
             "generator": generators,
             "output_type": "pil",
+            "callback_on_step_end": settings["callback"],
         }
         if chunks > 1:
             kwargs["prompt_embeds"] = torch.cat([encode_chunked(pipe, p, chunks) for p in prompts])

@@ -1,0 +1,5 @@
+"""``python -m imagineer``: the same as the ``imagineer`` command."""
+
+from imagineer.cli import main
+
+main()
