@@ -111,7 +111,7 @@ class Generator(ABC):
         prompt: str | Sequence[str],
         negative_prompt: str | Sequence[str] = "",
         *,
-        n: int = 1,
+        n: int | None = None,
         seed: int = 0,
         seeds: Sequence[int] | None = None,
         steps: int | None = None,
@@ -126,7 +126,7 @@ class Generator(ABC):
         Args:
             prompt: One prompt, or one per group of ``n`` candidates.
             negative_prompt: One negative prompt for all, or one per prompt.
-            n: Candidates per prompt (>= 1).
+            n: Candidates per prompt (>= 1); 1 if None, or ``len(seeds) / len(prompts)``.
             seed: Base seed; per-candidate seeds are derived from it with `derive_seeds`.
             seeds: Explicit per-candidate seeds (length ``n * len(prompts)``); overrides ``seed``.
             steps: Denoising steps; the generator's default when None.

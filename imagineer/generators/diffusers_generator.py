@@ -317,7 +317,7 @@ class DiffusersGenerator(Generator):
         prompt: str | Sequence[str],
         negative_prompt: str | Sequence[str] = "",
         *,
-        n: int = 1,
+        n: int | None = None,
         seed: int = 0,
         seeds: Sequence[int] | None = None,
         steps: int | None = None,
@@ -340,6 +340,8 @@ class DiffusersGenerator(Generator):
         """
         # 1. Check inputs
         prompts, negatives = _check_prompts(prompt, negative_prompt)
+        if n is None:
+            n = max(1, len(seeds) // len(prompts)) if seeds is not None else 1
         if n < 1:
             raise InvalidInput(f"n must be >= 1, got {n}")
         all_seeds = _check_seeds(seeds, seed, n * len(prompts))
