@@ -42,3 +42,54 @@ class UnknownScheduler(InvalidInput):
 
 class UnknownAttribute(InvalidInput):
     """A scene or idea uses a value outside the pocket world's vocabulary."""
+
+
+class InvalidPreset(InvalidInput):
+    """A style preset (or a vocabulary entry) in a data file is malformed.
+
+    Args:
+        preset: The preset's name (or its position when it has no usable name).
+        source: The file or source it came from.
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, preset: str, source: str, reason: str) -> None:
+        self.preset = preset
+        self.source = source
+        self.reason = reason
+        super().__init__(f"style preset {preset!r} in {source}: {reason}")
+
+
+class UnknownStyle(InvalidInput):
+    """A spec or a caller names a style preset the style library does not hold."""
+
+
+class ExpansionFailed(ImagineerError):
+    """An expander or refiner could not turn the LLM's reply into valid prompt specs.
+
+    Args:
+        engine: The engine that failed, e.g. ``"openai:gpt-4o-mini"``.
+        reason: What went wrong on the last attempt.
+        attempts: How many requests were made.
+    """
+
+    def __init__(self, engine: str, reason: str, attempts: int) -> None:
+        self.engine = engine
+        self.reason = reason
+        self.attempts = attempts
+        super().__init__(
+            f"{engine} gave no usable prompt specs after {attempts} attempt(s): {reason}. "
+            "Configure a fallback (e.g. fallback=OfflineExpander(...)) to keep going offline."
+        )
+
+
+class LLMRefused(ExpansionFailed):
+    """The LLM refused the request (an OpenAI ``refusal`` or an empty structured reply)."""
+
+
+class LLMUnavailable(ImagineerError):
+    """The LLM endpoint failed: unreachable, a server error, or rate limits past the retries."""
+
+
+class LLMTimeout(LLMUnavailable):
+    """The LLM endpoint did not answer within the client's timeout."""
