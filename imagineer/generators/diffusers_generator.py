@@ -254,6 +254,7 @@ def load_pipeline(config: DiffusersConfig) -> tuple[Any, str | None]:
         if config.variant:
             kwargs["variant"] = config.variant
         directory = Path(config.model).expanduser()
+        revision: str | None
         if directory.is_dir():
             pipe, revision = _load_local(directory, kwargs), _fingerprint(directory)
         elif _is_path_like(config.model):

@@ -78,7 +78,7 @@ def build_tiny_pipeline(directory: Path, seed: int = 0, image_size: int = 32) ->
     )
     directory = Path(directory)
     tokenizer = build_clip_tokenizer(directory / "tokenizer")
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,

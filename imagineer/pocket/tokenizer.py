@@ -42,11 +42,11 @@ def clip_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
     with gzip.open(open_clip.tokenizer.default_bpe(), "rt", encoding="utf-8") as handle:
         lines = handle.read().split("\n")
-    merges = [tuple(line.split()) for line in lines[1 : _MERGES + 1]]
+    merges = [(left, right) for left, right in (line.split() for line in lines[1 : _MERGES + 1])]
     symbols = _bytes_to_unicode()
-    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    vocab = symbols + [s + "</w>" for s in symbols] + [left + right for left, right in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
-    return {token: i for i, token in enumerate(vocab)}, merges  # type: ignore[return-value]
+    return {token: i for i, token in enumerate(vocab)}, merges
 
 
 def build_clip_tokenizer(directory: Path, model_max_length: int = 77) -> CLIPTokenizer:
@@ -60,7 +60,13 @@ def build_clip_tokenizer(directory: Path, model_max_length: int = 77) -> CLIPTok
         The tokenizer, loadable later with ``CLIPTokenizer.from_pretrained(directory)``.
     """
     vocab, merges = clip_vocabulary()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    # The tokenizers BPE takes merges as pairs; transformers annotates them as strings, which the
+    # backend would split wrongly for CLIP's vocabulary.
+    tokenizer = CLIPTokenizer(
+        vocab=vocab,
+        merges=merges,  # type: ignore[arg-type]
+        model_max_length=model_max_length,
+    )
     Path(directory).mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(directory))
     return tokenizer
