@@ -71,12 +71,16 @@ class ExpansionFailed(ImagineerError):
         engine: The engine that failed, e.g. ``"openai:gpt-4o-mini"``.
         reason: What went wrong on the last attempt.
         attempts: How many requests were made.
+        raw: The raw replies received, for the run record.
     """
 
-    def __init__(self, engine: str, reason: str, attempts: int) -> None:
+    def __init__(
+        self, engine: str, reason: str, attempts: int, raw: list[str] | None = None
+    ) -> None:
         self.engine = engine
         self.reason = reason
         self.attempts = attempts
+        self.raw = list(raw or [])
         super().__init__(
             f"{engine} gave no usable prompt specs after {attempts} attempt(s): {reason}. "
             "Configure a fallback (e.g. fallback=OfflineExpander(...)) to keep going offline."
@@ -93,3 +97,16 @@ class LLMUnavailable(ImagineerError):
 
 class LLMTimeout(LLMUnavailable):
     """The LLM endpoint did not answer within the client's timeout."""
+
+
+class LLMRateLimited(LLMUnavailable):
+    """The LLM endpoint answered 429 (too many requests).
+
+    Args:
+        message: What the endpoint said.
+        retry_after: Seconds the endpoint asked to wait, if it said.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
