@@ -92,7 +92,14 @@ class LLMRefused(ExpansionFailed):
 
 
 class LLMUnavailable(ImagineerError):
-    """The LLM endpoint failed: unreachable, a server error, or rate limits past the retries."""
+    """The LLM endpoint failed: unreachable, a server error, or rate limits past the retries.
+
+    ``attempts`` (requests made) and ``raw`` (replies received before the failure) are filled in
+    by the call that gave up, for the run record.
+    """
+
+    attempts: int = 0
+    raw: list[str] = []  # noqa: RUF012 - replaced per instance, never mutated
 
 
 class LLMTimeout(LLMUnavailable):

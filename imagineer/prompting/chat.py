@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imagineer.errors import ExpansionFailed, LLMRateLimited, LLMRefused
+from imagineer.errors import ExpansionFailed, LLMRateLimited, LLMRefused, LLMUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +118,16 @@ def _send(
             return chat.complete(messages, schema, **options), attempt + 1
         except LLMRateLimited as error:
             if attempt == retry.max_retries:
+                error.attempts = attempt + 1
                 raise
             delay = retry.delay(attempt, error.retry_after)
             logger.warning(
                 "%s rate-limited (429); retry %d in %.1fs", chat.label, attempt + 1, delay
             )
             sleep(delay)
+        except LLMUnavailable as error:
+            error.attempts = attempt + 1
+            raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -167,7 +171,12 @@ def structured_call(
     attempts = 0
     problem = ""
     for round_index in range(2):
-        reply, requests = _send(chat, messages, schema, options, retry, sleep)
+        try:
+            reply, requests = _send(chat, messages, schema, options, retry, sleep)
+        except LLMUnavailable as error:
+            error.attempts += attempts
+            error.raw = list(raws)
+            raise
         attempts += requests
         raws.append(reply.refusal or reply.text)
         if reply.refusal:

@@ -182,7 +182,7 @@ class LLMExpander(Expander):
             update={
                 "fallback_reason": reason,
                 "fallback_from": self.chat.label,
-                "attempts": getattr(error, "attempts", expansion.provenance.attempts),
+                "attempts": getattr(error, "attempts", 1),
                 "raw": getattr(error, "raw", []),
             }
         )
