@@ -6,6 +6,7 @@ from pathlib import Path
 
 from imagineer.errors import ModelNotAvailable
 
+WORLD_FILE = Path(__file__).parent / "world.json"
 MODELS_DIR = Path(__file__).parent / "models"
 GENERATOR_DIR = MODELS_DIR / "generator"
 SCORER_DIR = MODELS_DIR / "scorer"
