@@ -63,12 +63,12 @@ def grow(seeds: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
 
 def dilate(mask: np.ndarray, radius: int = 1) -> np.ndarray:
     """Binary dilation with a square window."""
-    return shifted_stack(mask, radius).any(axis=0)
+    return np.asarray(shifted_stack(mask, radius).any(axis=0))
 
 
 def erode(mask: np.ndarray, radius: int = 1) -> np.ndarray:
     """Binary erosion with a square window (outside the image counts as set)."""
-    return shifted_stack(mask, radius).all(axis=0)
+    return np.asarray(shifted_stack(mask, radius).all(axis=0))
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:

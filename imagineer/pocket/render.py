@@ -235,7 +235,7 @@ def _watercolor_paint(
 ) -> np.ndarray:
     """Pigment that pools unevenly (low-frequency mottling) and darkens at the wet edge."""
     params = world.render
-    mottle = 1.0
+    mottle: float | np.ndarray = 1.0
     if rng is not None:
         mottle = 1 + params.watercolor_texture * _smooth_noise(rng, world.canvas_px, 14)
     inner = gaussian_blur(alpha[..., None], 1.5)[..., 0]

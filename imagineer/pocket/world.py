@@ -178,7 +178,15 @@ class World(BaseModel):
 
     def names(self, kind: AttributeKind) -> list[str]:
         """The allowed values of one attribute, in the world file's order."""
-        table = {
+        table: dict[
+            str,
+            list[ShapeDef]
+            | list[ColourDef]
+            | list[SizeDef]
+            | list[PositionDef]
+            | list[LightingDef]
+            | list[NamedPhrases],
+        ] = {
             "shape": self.shapes,
             "colour": self.colours,
             "size": self.sizes,
