@@ -60,7 +60,7 @@ def concepts_for(spec: PromptSpec | str, *, include_modifiers: bool = False) -> 
         ['fox', 'snow', 'red scarf']
     """
     subject = spec if isinstance(spec, str) else spec.subject
-    phrases = []
+    phrases: list[str] = []
     for piece in _SPLIT.split(subject):
         if piece.strip():
             phrases.extend(_strip(p) for p in _split_prepositions(piece.strip()))

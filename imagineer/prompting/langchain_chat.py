@@ -14,7 +14,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
-from langchain_core.messages import AnyMessage as LCMessage
 from pydantic import BaseModel
 
 from imagineer.errors import LLMRateLimited, LLMTimeout, LLMUnavailable
@@ -51,7 +50,7 @@ class LangChainChat(ChatBackend):
     ) -> ChatReply:
         """Invoke ``with_structured_output(schema, include_raw=True)`` and return the raw JSON."""
         runnable = self.chat_model.with_structured_output(schema, include_raw=True)
-        lc_messages: list[LCMessage] = convert_to_messages([m.model_dump() for m in messages])
+        lc_messages: list[BaseMessage] = convert_to_messages([m.model_dump() for m in messages])
         try:
             result = runnable.invoke(lc_messages)
         except Exception as error:  # providers raise their own SDKs' errors

@@ -63,6 +63,7 @@ class OpenAIChat(ChatBackend):
         else:
             client = client.with_options(max_retries=0, timeout=timeout)
         self.client = client
+        self.model_name = model
         self.model = model
         self.endpoint = public_endpoint(str(client.base_url))
 
@@ -84,10 +85,10 @@ class OpenAIChat(ChatBackend):
             },
         }
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=[m.model_dump() for m in messages],  # type: ignore[misc]
-                response_format=response_format,  # type: ignore[arg-type]
+            response = self.client.chat.completions.create(  # type: ignore[call-overload]
+                model=self.model_name,
+                messages=[m.model_dump() for m in messages],
+                response_format=response_format,
                 temperature=temperature,
                 seed=seed,
             )

@@ -332,13 +332,10 @@ def _subject_text(spec: PromptSpec, syntax: Syntax) -> str:
         if weight == 1.0 or not _in_text(term, spec.subject):
             continue
         pattern = rf"(?<![\w(]){re.escape(_escape(term))}(?![\w:])"
-        text = re.sub(
-            pattern,
-            lambda m, w=weight: f"({m.group(0)}:{_fmt_weight(w)})",
-            text,
-            count=1,
-            flags=re.IGNORECASE,
-        )
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        if match is not None:
+            weighted = f"({match.group(0)}:{_fmt_weight(weight)})"
+            text = text[: match.start()] + weighted + text[match.end() :]
     return text
 
 

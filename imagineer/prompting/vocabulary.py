@@ -149,8 +149,9 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
     Args:
         world: The parsed world JSON, or a path to it.
     """
-    if not isinstance(world, dict):
-        world = json.loads(Path(world).read_text(encoding="utf-8"))
+    data: dict[str, Any] = (
+        world if isinstance(world, dict) else json.loads(Path(world).read_text(encoding="utf-8"))
+    )
 
     def options(entries: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
         return [
@@ -161,13 +162,13 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
     try:
         groups = {
             "lighting": {
-                "options": options(world["lightings"], "phrases", "adverbials"),
+                "options": options(data["lightings"], "phrases", "adverbials"),
                 "max_picks": 1,
             },
-            "style": {"options": options(world["styles"], "phrases"), "max_picks": 1},
-            "negative": {"options": options(world["defects"], "phrases"), "max_picks": 3},
-            "details": {"options": list(world["quality_phrases"]), "max_picks": 1},
+            "style": {"options": options(data["styles"], "phrases"), "max_picks": 1},
+            "negative": {"options": options(data["defects"], "phrases"), "max_picks": 3},
+            "details": {"options": list(data["quality_phrases"]), "max_picks": 1},
         }
-        return Vocabulary.model_validate({"name": world.get("name", "world"), "groups": groups})
+        return Vocabulary.model_validate({"name": data.get("name", "world"), "groups": groups})
     except (KeyError, TypeError, ValidationError) as error:
         raise InvalidInput(f"world JSON cannot be read as a vocabulary: {error}") from error
