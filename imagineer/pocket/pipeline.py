@@ -1,0 +1,152 @@
+"""The pocket training run, stage by stage: data, CLIP, VAE, UNet, export.
+
+Each stage reads the products of the ones before it from the run directory, so stages can run
+in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``vae/`` (the final
+VAE with its latent scaling factor), ``latents.pt`` (the training set, encoded once), ``unet.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from imagineer.pocket.checkpoints import Deadline
+from imagineer.pocket.datasets import cached_renders
+from imagineer.pocket.world import load_world
+
+logger = logging.getLogger(__name__)
+
+
+def run(config: Any, stages: list[str], run_dir: Path, out: Path, deadline: Deadline) -> None:
+    """Run the requested stages in order, each skipped once done, stopping at the deadline."""
+    world = load_world()
+    # 1. Data: training renders and a held-out set, rendered once and cached.
+    data = cached_renders(run_dir / "data", config.n_scenes, config.seed, world)
+    held_out = cached_renders(run_dir / "data", config.n_held_out, config.seed + 1, world)
+    # 2. The CLIP (scorer), and its text tower as the generator's text encoder.
+    if "clip" in stages and not deadline.passed():
+        clip_stage(config, data, held_out, world, run_dir, out, deadline)
+    # 3. The VAE.
+    if "vae" in stages and not deadline.passed():
+        vae_stage(config, data[0], held_out, world, run_dir, deadline)
+    # 4. The UNet, on latents encoded once; the generator is exported when it is done.
+    if "unet" in stages and not deadline.passed():
+        done = unet_stage(config, data, world, run_dir, deadline)
+        if done:
+            export(config, run_dir, out)
+    # 5. Export on demand (e.g. an interim generator to evaluate).
+    if "export" in stages:
+        export(config, run_dir, out)
+
+
+def clip_stage(config, data, held_out, world, run_dir, out, deadline) -> None:  # type: ignore[no-untyped-def]
+    """Train the CLIP; when done, export the scorer and save the converted text encoder."""
+    from imagineer.pocket.convert import to_clip_text_model
+    from imagineer.pocket.export import export_scorer
+    from imagineer.pocket.train_clip import train_clip
+
+    text_dir = run_dir / "text_encoder"
+    if (text_dir / "config.json").is_file():
+        logger.info("clip stage already done")
+        return
+    model = train_clip(
+        config.clip_spec, config.clip, data, held_out, world, run_dir, config.seed, deadline
+    )
+    if model is None:
+        return
+    export_scorer(model, config.clip_spec, out / "scorer")
+    to_clip_text_model(model).save_pretrained(str(text_dir))
+
+
+def vae_stage(config, images, held_out, world, run_dir, deadline) -> None:  # type: ignore[no-untyped-def]
+    """Train the VAE; when done, fix its latent scaling factor and save it."""
+    from imagineer.pocket.train_vae import pixels_to_vae, train_vae
+
+    vae_dir = run_dir / "vae"
+    if (vae_dir / "config.json").is_file():
+        logger.info("vae stage already done")
+        return
+    vae = train_vae(
+        config.vae_spec, config.vae, images, held_out, world, run_dir, config.seed, deadline
+    )
+    if vae is None:
+        return
+    with torch.inference_mode():
+        sample = pixels_to_vae(images[:512])
+        std = float(vae.encode(sample).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=1.0 / std)  # unit-variance latents, as SD's 0.18215
+    logger.info("vae latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)
+    vae.save_pretrained(str(vae_dir))
+
+
+def text_encoder_and_tokenizer(run_dir: Path) -> tuple[Any, Any]:
+    """The frozen text encoder saved by the CLIP stage, and the CLIP tokenizer."""
+    from transformers import CLIPTextModel
+
+    from imagineer.pocket.tokenizer import build_clip_tokenizer
+
+    text_encoder = CLIPTextModel.from_pretrained(str(run_dir / "text_encoder")).eval()
+    text_encoder.requires_grad_(False)
+    return text_encoder, build_clip_tokenizer(run_dir / "tokenizer")
+
+
+def latents_for(run_dir: Path, images: Any) -> torch.Tensor:
+    """The training set's scaled VAE latents, encoded once and cached as ``latents.pt``."""
+    from diffusers import AutoencoderKL
+
+    from imagineer.pocket.train_unet import encode_latents
+
+    path = run_dir / "latents.pt"
+    if path.is_file():
+        return torch.load(path)
+    vae = AutoencoderKL.from_pretrained(str(run_dir / "vae")).eval()
+    logger.info("encoding %d training images to latents", len(images))
+    latents = encode_latents(vae, images)
+    torch.save(latents, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return latents
+
+
+def unet_stage(config, data, world, run_dir, deadline) -> bool:  # type: ignore[no-untyped-def]
+    """Train the UNet (needs the CLIP and VAE stages); returns whether it is done."""
+    from imagineer.pocket.train_unet import train_unet
+
+    if not (run_dir / "text_encoder").is_dir() or not (run_dir / "vae").is_dir():
+        logger.warning("unet stage needs the clip and vae stages first; skipping")
+        return False
+    latents = latents_for(run_dir, data[0])
+    text = text_encoder_and_tokenizer(run_dir)
+    _, done = train_unet(
+        config.unet_spec, config.unet, latents, data[1], text, world, run_dir, config.seed, deadline
+    )
+    return done
+
+
+def export(config: Any, run_dir: Path, out: Path) -> None:
+    """Write the generator pipeline from the run's text encoder, VAE and EMA UNet checkpoint."""
+    from diffusers import AutoencoderKL
+
+    from imagineer.pocket.checkpoints import load_checkpoint
+    from imagineer.pocket.export import export_generator
+    from imagineer.pocket.models import build_unet
+
+    state = load_checkpoint(run_dir / "unet.pt")
+    if state is None:
+        logger.warning("no UNet checkpoint in %s yet; nothing to export", run_dir)
+        return
+    text_encoder, _ = text_encoder_and_tokenizer(run_dir)
+    vae = AutoencoderKL.from_pretrained(str(run_dir / "vae")).eval()
+    unet = build_unet(
+        config.unet_spec,
+        text_encoder.config.hidden_size,
+        vae.config.latent_channels,
+        sample_size=config.vae_spec.image_size // config.vae_spec.factor,
+    )
+    unet.load_state_dict(state["model"])
+    for parameter, average in zip(unet.parameters(), state["ema"], strict=True):
+        parameter.data.copy_(average)
+    logger.info("exporting the generator at UNet step %d", state["step"])
+    export_generator(text_encoder, vae, unet.eval(), out / "generator", config.defaults)

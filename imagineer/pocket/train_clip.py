@@ -1,0 +1,182 @@
+"""Stage 1: the pocket CLIP, trained contrastively with attribute-swapped hard negatives.
+
+In-batch negatives alone teach a CLIP the easy attributes (a night sky, a style); they rarely put
+two captions that differ only in a position or a colour binding side by side. Each image here
+also meets ``negatives`` captions of its own scene with one attribute swapped, in the same
+softmax, so the model must read every attribute to rank its caption first. The same text tower
+later conditions the generator, which is why this matters twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, Field
+
+from imagineer.pocket.checkpoints import Deadline, load_checkpoint, save_checkpoint, step_rng
+from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
+from imagineer.pocket.models import ClipSpec, build_clip, encode_text_prefix
+from imagineer.pocket.world import Scene, World
+
+logger = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's OPENAI_DATASET_MEAN
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipStage(BaseModel):
+    """Knobs of the CLIP stage."""
+
+    steps: int = Field(1500, ge=1)
+    batch: int = Field(64, ge=2)
+    negatives: int = Field(3, ge=0, description="Attribute-swapped captions per image.")
+    lr: float = Field(5e-4, gt=0)
+    warmup: int = Field(100, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    p_full: float = Field(0.6, ge=0, le=1, description="Share of fully specified captions.")
+    save_every: int = Field(150, ge=1)
+    eval_every: int = Field(250, ge=1)
+
+
+def pixels_to_clip(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) renders -> normalised float (N, 3, H, W), as open_clip preprocesses."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def caption_batch(
+    scenes: list[Scene], rng: np.random.Generator, world: World, stage: ClipStage
+) -> tuple[list[str], list[list[str]]]:
+    """Each scene's caption and its hard negatives (same seed, one attribute swapped)."""
+    positives, negatives = [], []
+    for scene in scenes:
+        seed, full = int(rng.integers(2**31)), bool(rng.random() < stage.p_full)
+        text = describe(scene, seed, world, full)
+        own: list[str] = []
+        for kind in rng.permutation(SWAP_KINDS):
+            if len(own) == stage.negatives:
+                break
+            other = swap(scene, str(kind), rng, world)
+            other_text = describe(other, seed, world, full) if other is not None else text
+            if other_text != text and other_text not in own:
+                own.append(other_text)
+        positives.append(text)
+        negatives.append(own)
+    return positives, negatives
+
+
+def contrastive_loss(model: Any, images: torch.Tensor, tokens: torch.Tensor, batch: int) -> Any:
+    """Symmetric CLIP loss; the texts after the first ``batch`` are extra negatives for images."""
+    image = F.normalize(model.encode_image(images), dim=-1)
+    text = F.normalize(encode_text_prefix(model, tokens), dim=-1)
+    scale = model.logit_scale.exp().clamp(max=100)
+    targets = torch.arange(batch)
+    per_image = F.cross_entropy(scale * image @ text.T, targets)
+    per_text = F.cross_entropy(scale * text[:batch] @ image.T, targets)
+    return (per_image + per_text) / 2
+
+
+def swap_rank_accuracy(
+    model: Any, tokenizer: Any, images: np.ndarray, scenes: list[Scene], world: World, seed: int
+) -> float:
+    """Share of scenes whose full caption outranks all of 10 attribute-swapped ones (issue bar)."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    with torch.inference_mode():
+        features = F.normalize(model.encode_image(pixels_to_clip(images)), dim=-1)
+        for index, scene in enumerate(scenes):
+            texts = swapped_captions(scene, int(rng.integers(2**31)), rng, world, 10)
+            text = F.normalize(encode_text_prefix(model, tokenizer(texts)), dim=-1)
+            scores = text @ features[index]
+            hits += int(scores[0] > scores[1:].max())
+    return hits / len(scenes)
+
+
+def swapped_captions(
+    scene: Scene, seed: int, rng: np.random.Generator, world: World, n: int
+) -> list[str]:
+    """The full caption of ``scene`` followed by ``n`` distinct one-attribute swaps of it."""
+    text = describe(scene, seed, world, True)
+    texts = [text]
+    for attempt in range(20 * n):
+        other = swap(scene, SWAP_KINDS[attempt % len(SWAP_KINDS)], rng, world)
+        candidate = describe(other, seed, world, True) if other is not None else text
+        if candidate not in texts:
+            texts.append(candidate)
+        if len(texts) == n + 1:
+            break
+    return texts
+
+
+def train_clip(
+    spec: ClipSpec,
+    stage: ClipStage,
+    data: tuple[np.ndarray, list[Scene]],
+    held_out: tuple[np.ndarray, list[Scene]],
+    world: World,
+    run_dir: Path,
+    seed: int,
+    deadline: Deadline,
+) -> Any:
+    """Train (or resume) the CLIP stage; returns the model when ``stage.steps`` are done."""
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")  # the plain CLIP BPE, 77 tokens
+    torch.manual_seed(seed)
+    model = build_clip(spec)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    other = [p for n, p in model.named_parameters() if p.ndim < 2 or "embedding" in n]
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": stage.weight_decay},
+            {"params": other, "weight_decay": 0},
+        ],
+        lr=stage.lr,
+    )
+    path = run_dir / "clip.pt"
+    step = _restore(path, model, optimiser)
+    images, scenes = data
+    while step < stage.steps and not deadline.passed():
+        rng = step_rng(seed, step, stream=1)
+        index = rng.choice(len(scenes), size=stage.batch, replace=False)
+        positives, negatives = caption_batch([scenes[i] for i in index], rng, world, stage)
+        tokens = tokenizer(positives + [t for own in negatives for t in own])
+        for group in optimiser.param_groups:
+            group["lr"] = stage.lr * min(1.0, (step + 1) / max(1, stage.warmup))
+        model.train()
+        loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, stage.batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        step += 1
+        if step % 25 == 0:
+            logger.info("clip step %d loss %.4f", step, loss.item())
+        if step % stage.eval_every == 0 or step == stage.steps:
+            model.eval()
+            accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
+            logger.info("clip step %d swap-rank accuracy %.3f", step, accuracy)
+        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
+            save_checkpoint(path, _state(model, optimiser, step))
+    return model.eval() if step >= stage.steps else None
+
+
+def _state(model: Any, optimiser: Any, step: int) -> dict[str, Any]:
+    return {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
+
+
+def _restore(path: Path, model: Any, optimiser: Any) -> int:
+    state = load_checkpoint(path)
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    logger.info("resumed %s at step %d", path, state["step"])
+    return int(state["step"])

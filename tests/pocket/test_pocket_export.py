@@ -1,0 +1,50 @@
+"""Exported pocket models load through imagineer's ordinary loaders, with no special case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from imagineer.generators.diffusers_generator import DiffusersConfig, DiffusersGenerator
+from imagineer.pocket.convert import to_clip_text_model
+from imagineer.pocket.export import export_generator, export_scorer
+from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec, build_clip, build_unet, build_vae
+from imagineer.scoring.clip_scorer import ClipScorer
+
+TINY_CLIP = ClipSpec(
+    embed_dim=16,
+    vision_width=32,
+    vision_layers=1,
+    vision_head_width=16,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
+)
+TINY_VAE = VaeSpec(block_out_channels=(8, 16), norm_num_groups=4)
+TINY_UNET = UnetSpec(
+    block_out_channels=(16, 32),
+    cross_attention_levels=(False, True),
+    attention_head_dim=8,
+    norm_num_groups=8,
+)
+
+
+def test_scorer_and_generator_load_and_run(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    clip = build_clip(TINY_CLIP).eval()
+    export_scorer(clip, TINY_CLIP, tmp_path / "scorer")
+    vae = build_vae(TINY_VAE).eval()
+    unet = build_unet(TINY_UNET, TINY_CLIP.text_width, sample_size=32).eval()
+    defaults = {"steps": 2, "guidance": 3.0, "scheduler": "euler"}
+    export_generator(to_clip_text_model(clip), vae, unet, tmp_path / "generator", defaults)
+
+    generator = DiffusersGenerator(DiffusersConfig(model=str(tmp_path / "generator")))
+    candidates = generator.render("a red star on the left", n=2, seed=0)
+    assert [c.image.size for c in candidates] == [(64, 64)] * 2
+    assert candidates[0].params.steps == 2
+    scores = ClipScorer(str(tmp_path / "scorer")).score([c.image for c in candidates], "a star")
+    assert len(scores) == 2 and -1 <= scores[0].cosine <= 1
+    hub = json.loads((tmp_path / "scorer" / "open_clip_config.json").read_text())
+    assert hub["model_cfg"]["text_cfg"]["vocab_size"] == 49408

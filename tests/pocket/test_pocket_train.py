@@ -1,0 +1,48 @@
+"""Resumable training: a run split at a checkpoint ends exactly where an unbroken run ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from imagineer.pocket.checkpoints import Deadline
+from imagineer.pocket.datasets import build_renders
+from imagineer.pocket.models import ClipSpec
+from imagineer.pocket.train_clip import ClipStage, train_clip
+from imagineer.pocket.world import load_world
+
+TINY = ClipSpec(
+    embed_dim=16,
+    vision_width=32,
+    vision_layers=1,
+    vision_head_width=16,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
+)
+
+
+def _train(run_dir: Path, steps: int, data, held_out) -> torch.nn.Module:  # type: ignore[no-untyped-def]
+    stage = ClipStage(steps=steps, batch=4, negatives=2, save_every=1, eval_every=100)
+    return train_clip(TINY, stage, data, held_out, load_world(), run_dir, 0, Deadline(None))
+
+
+def test_resumed_clip_run_matches_an_unbroken_one(tmp_path: Path) -> None:
+    world = load_world()
+    data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
+    straight = _train(tmp_path / "straight", 4, data, held_out)
+    assert _train(tmp_path / "split", 2, data, held_out) is not None
+    resumed = _train(tmp_path / "split", 4, data, held_out)
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_deadline_stops_at_a_checkpoint(tmp_path: Path) -> None:
+    world = load_world()
+    data, held_out = build_renders(8, 0, world), build_renders(4, 1, world)
+    stage = ClipStage(steps=50, batch=4, negatives=1, save_every=100, eval_every=100)
+    model = train_clip(TINY, stage, data, held_out, world, tmp_path, 0, Deadline(0))
+    assert model is None and not (tmp_path / "clip.pt").exists()  # nothing ran, nothing saved
