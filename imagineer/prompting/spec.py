@@ -10,9 +10,13 @@ Emphasis has two spellings, because pipelines read prompts differently:
 - ``"plain"`` is for pipelines that read the text literally (diffusers' own ``__call__``), where
   ``(term:1.3)`` would just be five odd tokens. There, emphasis is expressed the way CLIP actually
   responds to it: by order (emphasised modifiers right after the subject, de-emphasised ones last,
-  so they are also the first to go when the window is full) and by repetition (a term weighted
-  ``STRONG_EMPHASIS`` or more is written a second time near the end). A weight of 1.3 on a phrase
-  inside the subject changes nothing in plain syntax, since the subject already comes first.
+  so they are also the first to go when the window is full) and by repetition: an emphasised
+  phrase of the subject is mentioned again right after it, and a term weighted
+  ``STRONG_EMPHASIS`` or more is written once more near the end. Weights below 1 on a phrase of
+  the subject cannot be expressed in plain text and change nothing there.
+
+In both syntaxes an emphasised term found nowhere in the spec is added as a modifier (that is how
+a refiner asks for a missing concept), and a term of the negative prompt is weighted there only.
 """
 
 from __future__ import annotations
@@ -254,11 +258,14 @@ class PromptSpec(BaseModel):
             fields.append(("style", self.style))
         for name in ("lighting", "composition", "details"):
             fields.extend((name, term) for term in getattr(self, name))
-        present = {term.lower() for _, term in fields}
+        present = {term.lower() for _, term in fields} | {t.lower() for t in self.negative}
         boosts = [
             term
             for term, weight in self.emphasis.items()
-            if weight > 1.0 and term.lower() not in present and not _in_text(term, self.subject)
+            if weight > 1.0
+            and term.lower() not in present
+            # a1111 weights a subject phrase in place; plain text can only mention it again
+            and (syntax == "plain" or not _in_text(term, self.subject))
         ]
         units = [_Unit(_subject_text(self, syntax), key=None, label="subject")]
         modifiers = [_term_unit(self, "boost", t, syntax) for t in boosts]

@@ -77,9 +77,17 @@ def test_plain_orders_by_weight_and_repeats_strong_terms() -> None:
     rendered = SPEC.render(styles=STYLES, syntax="plain")
     assert "(" not in rendered.positive and ":" not in rendered.positive
     assert rendered.positive == (
-        "ink drawing of a fox in the snow, red scarf, golden hour light, wide shot, "
+        "ink drawing of a fox in the snow, red scarf, snow, golden hour light, wide shot, "
         "highly detailed, sharp focus, red scarf, bold strokes"
     )
+
+
+def test_emphasis_on_a_negative_term_stays_in_the_negative_prompt() -> None:
+    spec = PromptSpec(subject="a fox", negative=["blurry"], emphasis={"blurry": 1.4})
+    for syntax in ("plain", "a1111"):
+        rendered = spec.render(syntax=syntax)  # type: ignore[arg-type]
+        assert rendered.positive == "a fox" and "blurry" in rendered.negative
+    assert spec.render(syntax="a1111").negative == "(blurry:1.4)"
 
 
 def test_tiny_window_drops_modifiers_lowest_first_but_never_the_subject() -> None:
@@ -95,6 +103,7 @@ def test_tiny_window_drops_modifiers_lowest_first_but_never_the_subject() -> Non
     assert rendered.dropped[4:] == [
         "style:Ink",
         "golden hour light",
+        "snow",
         "red scarf",
     ]
     assert rendered.negative == "blurry, photo"  # three tokens: fits, nothing dropped
