@@ -5,15 +5,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from imagineer.agent.records import BestChanged, CandidateScored, Event, RoundStarted, Run
 from imagineer.errors import ImagineerError
 
 app = typer.Typer(
@@ -130,6 +139,76 @@ def _print_ranking(result, folder: Path) -> None:  # type: ignore[no-untyped-def
         )
     Console().print(table)
     Console().print(f"saved to {folder}")
+
+
+@app.command()
+def imagine(
+    idea: Annotated[str, typer.Argument(help="A short idea, e.g. 'a red star at night'.")],
+    images: Annotated[int, typer.Option(help="Image budget for the whole run.")] = 16,
+    rounds: Annotated[int, typer.Option(help="At most this many rounds.")] = 4,
+    specs: Annotated[int, typer.Option(help="Distinct prompts per round.")] = 2,
+    seed: Annotated[int, typer.Option(help="Run seed; the same seed gives the same run.")] = 0,
+    style: Annotated[str | None, typer.Option(help="A style every prompt must use.")] = None,
+    constraint: Annotated[
+        list[str] | None, typer.Option(help="A requirement ('no text'); repeatable.")
+    ] = None,
+    seconds: Annotated[float | None, typer.Option(help="Start no round after this long.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Stop at this objective.")] = None,
+    model: Annotated[str | None, typer.Option(help="Diffusers model (pocket default).")] = None,
+    scorer: Annotated[str | None, typer.Option(help="open_clip model (pocket default).")] = None,
+    keep: Annotated[int, typer.Option(help="Save the best K images (all are recorded).")] = 4,
+    out: Annotated[Path, typer.Option(help="Folder for the run's folder.")] = Path("outputs"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the agent on IDEA: expand, render, score, refine; save the best images and run.json."""
+    from imagineer.agent.loop import Agent, AgentConfig
+    from imagineer.agent.store import save_run
+
+    _setup_logging(verbose)
+    try:
+        config = AgentConfig(
+            images=images, rounds=rounds, specs_per_round=specs, seed=seed, style=style,
+            seconds=seconds, threshold=threshold,
+        )  # fmt: skip
+        with _progress() as bar:
+            task = bar.add_task("loading models", total=images)
+            agent = Agent.from_defaults(config, model=model, scorer=scorer)
+            agent.on_event = _progress_updater(bar, task)
+            run = agent.run(idea, constraints=constraint or [])
+        folder = save_run(run, out, keep=keep)
+    except ImagineerError as error:
+        raise _fail(error) from error
+    except ValueError as error:  # pydantic validation of the options
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(code=2) from error
+    _print_run(run, folder)
+
+
+def _progress_updater(bar: Progress, task: TaskID) -> Callable[[Event], None]:
+    """Turn agent events into progress-bar updates (images scored out of the budget)."""
+    scored = [0]
+
+    def update(event: Event) -> None:
+        if isinstance(event, RoundStarted):
+            bar.update(task, description=f"round {event.round + 1}: rendering {event.images}")
+        elif isinstance(event, CandidateScored):
+            scored[0] += 1
+            bar.update(task, completed=scored[0], description="scoring")
+        elif isinstance(event, BestChanged):
+            bar.console.log(f"best so far: {event.candidate_id} ({event.objective:+.4f})")
+
+    return update
+
+
+def _print_run(run: Run, folder: Path) -> None:
+    table = Table(title=f"{run.idea!r}: {len(run.candidates)} images, {run.seconds:.1f} s")
+    for column in ("round", "best", "objective", "prompt"):
+        table.add_column(column)
+    for entry in run.rounds:
+        best = run.candidate(entry.best_id)
+        table.add_row(str(entry.index), best.id, f"{best.objective:+.4f}", best.prompt.positive)
+    Console().print(table)
+    Console().print(f"best: {run.best.id}, stopped: {run.stopped}; saved to {folder}")
 
 
 @app.command()

@@ -75,3 +75,24 @@ def test_cli_reports_typed_errors_without_a_traceback(tiny_clip_dir: Path, tmp_p
     assert outcome.exit_code == 2
     assert "ModelNotAvailable" in outcome.output and "missing" in outcome.output
     assert "Traceback" not in outcome.output
+
+
+def test_cli_imagine_runs_the_loop_and_saves_it(
+    tiny_pipeline_dir: Path, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    args = [
+        "imagine", "a red star at night", "--images", "4", "--rounds", "2", "--keep", "2",
+        "--model", str(tiny_pipeline_dir), "--scorer", str(tiny_clip_dir), "--out", str(tmp_path),
+    ]  # fmt: skip
+    outcome = CliRunner().invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    (folder,) = tmp_path.iterdir()
+    record = json.loads((folder / "run.json").read_text())
+    assert len(record["candidates"]) == 4 and len(record["rounds"]) == 2
+    assert sorted(p.name for p in folder.glob("0*.png")) == sorted(record["files"].values())
+    assert len(record["files"]) == 2
+
+
+def test_cli_imagine_rejects_a_budget_smaller_than_the_rounds(tiny_clip_dir: Path) -> None:
+    outcome = CliRunner().invoke(app, ["imagine", "a fox", "--images", "2", "--rounds", "3"])
+    assert outcome.exit_code == 2 and "images (2) must be >= rounds (3)" in outcome.output
