@@ -144,7 +144,11 @@ class SearchRefiner(Refiner):
         self.config = config or SearchRefinerConfig()
 
     def refine(self, idea: str, history: Sequence[ScoredSpec], k: int, *, seed: int) -> Refinement:
-        """Propose ``k`` new specs; see `Refiner.refine`."""
+        """Propose ``k`` new specs; see `Refiner.refine`.
+
+        Returns fewer than ``k`` (logged as a warning) only when the edits reachable from the best
+        specs are used up, e.g. an empty vocabulary and fully emphasised weak concepts.
+        """
         # 1. Check inputs; rank the history and find the weakest concepts
         idea = _check(idea, history, k)
         parents = ranked(history)[: self.config.beam]
@@ -157,7 +161,10 @@ class SearchRefiner(Refiner):
         notes: list[str] = []
         for attempt in range(k * self.config.tries_per_spec):
             parent = parents[attempt % len(parents)] if attempt < k else rng.choice(parents)
-            spec, note = self._propose(rng, parent.spec.model_copy(update={"subject": idea}), weak)
+            # Past half the budget, every proposal stacks one more edit to escape a small space
+            extra = int(attempt >= k * self.config.tries_per_spec // 2)
+            base = parent.spec.model_copy(update={"subject": idea})
+            spec, note = self._propose(rng, base, weak, extra)
             if spec.fingerprint() in seen:
                 continue
             seen.add(spec.fingerprint())
@@ -174,7 +181,7 @@ class SearchRefiner(Refiner):
         )
 
     def _propose(
-        self, rng: random.Random, spec: PromptSpec, weak: list[str]
+        self, rng: random.Random, spec: PromptSpec, weak: list[str], extra: int = 0
     ) -> tuple[PromptSpec, str]:
         """One or two edits of ``spec``; weak-concept edits are three times as likely."""
         targeted: list[Mutation] = [self._emphasise_weak, self._switch_to_weak]
@@ -183,7 +190,7 @@ class SearchRefiner(Refiner):
             self._guidance,
         ]  # fmt: skip
         choices = targeted * 3 + exploring if weak else exploring
-        count = 2 if rng.random() < self.config.p_second_mutation else 1
+        count = (2 if rng.random() < self.config.p_second_mutation else 1) + extra
         notes = []
         for _ in range(count * 4):
             result = rng.choice(choices)(rng, spec, weak)

@@ -12,6 +12,8 @@ from imagineer.prompting import (
     PromptSpec,
     ScoredSpec,
     SearchRefiner,
+    SearchRefinerConfig,
+    Vocabulary,
     concepts_for,
     critique,
     vocabulary_from_world,
@@ -104,3 +106,13 @@ def test_a_weak_lighting_concept_switches_the_lighting() -> None:
 def test_refining_needs_a_history(refiner: SearchRefiner) -> None:
     with pytest.raises(InvalidInput, match="at least one scored spec"):
         refiner.refine(IDEA, [], 2, seed=0)
+
+
+def test_an_exhausted_search_space_returns_fewer_specs_but_never_a_repeat() -> None:
+    refiner = SearchRefiner(
+        Vocabulary(name="empty"), config=SearchRefinerConfig(guidance_step=None)
+    )
+    past = [ScoredSpec(spec=PromptSpec(subject="a fox"), score=0.3, concepts={"fox": 0.1})]
+    refinement = refiner.refine("a fox", past, 10, seed=0)
+    weights = sorted(s.emphasis["fox"] for s in refinement.specs)
+    assert weights == [1.25, 1.5, 1.75]  # one to three stacked edits of the only parent, once
