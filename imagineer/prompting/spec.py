@@ -204,8 +204,9 @@ class PromptSpec(BaseModel):
             window: Tokens the encoder reads per pass, without markers (75 for CLIP).
             syntax: ``"plain"`` or ``"a1111"``; see the module docstring.
             overflow: ``"drop"`` leaves out the lowest-priority modifiers until the prompt fits
-                (de-emphasised terms, then details, composition, the style template, lighting,
-                emphasised terms), recording each in ``dropped``; the subject always stays.
+                (de-emphasised terms, then repeats, details, composition, the style template,
+                lighting, emphasised terms; the style's negative prompt before negative terms),
+                recording each in ``dropped``; the subject always stays.
                 ``"keep"`` keeps everything for a generator that encodes long prompts in chunks.
 
         Returns:
@@ -357,8 +358,12 @@ def _term_unit(spec: PromptSpec, field: str, term: str, syntax: Syntax) -> _Unit
 
 
 def _repeats(spec: PromptSpec, terms: list[str]) -> list[_Unit]:
-    """Plain syntax's strong emphasis: a second mention near the end, dropped early."""
-    strong = [t for t in [*terms, *spec.emphasis] if spec.weight(t) >= STRONG_EMPHASIS]
+    """Plain syntax's strong emphasis: one more mention near the end, dropped early.
+
+    ``terms`` are the positive prompt's modifiers (emphasised subject phrases included), so a
+    strongly weighted negative term is never repeated into the positive prompt.
+    """
+    strong = [t for t in terms if spec.weight(t) >= STRONG_EMPHASIS]
     return [_Unit(t, key=(1.0, 0, 0), label=f"{t} (repeat)") for t in clean_terms(strong)]
 
 

@@ -83,11 +83,11 @@ def test_plain_orders_by_weight_and_repeats_strong_terms() -> None:
 
 
 def test_emphasis_on_a_negative_term_stays_in_the_negative_prompt() -> None:
-    spec = PromptSpec(subject="a fox", negative=["blurry"], emphasis={"blurry": 1.4})
+    spec = PromptSpec(subject="a fox", negative=["blurry"], emphasis={"blurry": 1.6})
     for syntax in ("plain", "a1111"):
         rendered = spec.render(syntax=syntax)  # type: ignore[arg-type]
         assert rendered.positive == "a fox" and "blurry" in rendered.negative
-    assert spec.render(syntax="a1111").negative == "(blurry:1.4)"
+    assert spec.render(syntax="a1111").negative == "(blurry:1.6)"
 
 
 def test_tiny_window_drops_modifiers_lowest_first_but_never_the_subject() -> None:
