@@ -191,6 +191,9 @@ class Agent:
             )
             specs, parents, notes = refinement.specs, refinement.parents, refinement.notes
             provenance = refinement.provenance
+            if not specs:  # the refiner's search space is spent: try the best spec on new seeds
+                logger.info("refiner proposed nothing new; re-rendering the best spec")
+                specs, parents, notes = [run.best.spec], [run.best.id], ["best spec, new seeds"]
         run.seconds = time.perf_counter() - started
         images_used = len(run.candidates)
         self._emit(
