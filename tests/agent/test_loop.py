@@ -157,3 +157,25 @@ def test_bad_input_raises(parts) -> None:  # type: ignore[no-untyped-def]
         make_agent(parts)[0].run("   ")
     with pytest.raises(ValidationError, match=r"images \(2\) must be >= rounds \(3\)"):
         AgentConfig(images=2, rounds=3)
+
+
+class ExhaustedRefiner(Refiner):
+    """A refiner whose search space is spent: a legitimate outcome the agent must handle."""
+
+    name = "exhausted"
+
+    def refine(self, idea: str, history, k: int, *, seed: int) -> Refinement:  # type: ignore[no-untyped-def]
+        from imagineer.prompting.expansion import Provenance
+
+        return Refinement(idea=idea, specs=[], provenance=Provenance(engine=self.name))
+
+
+def test_an_exhausted_refiner_means_the_best_spec_on_new_seeds(parts) -> None:  # type: ignore[no-untyped-def]
+    expander, generator, scorer, _ = parts
+    config = AgentConfig(images=6, rounds=3, patience=3, seed=1)
+    run = Agent(expander, generator, scorer, ExhaustedRefiner(), config).run(IDEA)
+    assert len(run.candidates) == 6
+    second = [c for c in run.candidates if c.round == 1]
+    assert all(c.parent == run.rounds[0].best_id for c in second)
+    assert all(c.spec == run.candidate(run.rounds[0].best_id).spec for c in second)
+    assert len({c.candidate.params.seed for c in run.candidates}) == 6
