@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 class JudgeConfig(BaseModel):
     """Thresholds of the analysis, in 0-255 colour units and 64 px canvas units.
 
-    The defaults were set on ground-truth renders (see ``tests/pocket/test_judge.py``) with wide
+    The defaults were set on ground-truth renders (see ``tests/pocket/test_pocket_judge.py``) with
     margins on both sides, so that generated images get the benefit of the doubt.
     """
 
@@ -55,6 +56,9 @@ class JudgeConfig(BaseModel):
         default=40.0, gt=0, description="Every object has pixels this far from the sky."
     )
     sky_margin: float = Field(default=1.3, gt=0, description="Objects exceed the sky's q99 by.")
+    blocky_phase: float = Field(
+        default=0.5, gt=0, le=1, description="Block-edge share above which: unblurred pixel art."
+    )
     clearly_banded: float = Field(
         default=1.5, gt=0, description="Sky band margin beyond which pixel art is settled."
     )
@@ -66,7 +70,10 @@ class JudgeConfig(BaseModel):
         default=6.0, ge=0, description="'left of' means centres this much apart, at least."
     )
     snap_px: float = Field(
-        default=3.0, ge=0, description="Snap found objects to a position this close."
+        default=0.75, ge=0, description="Re-paint on the named position when this close."
+    )
+    snap_scale: float = Field(
+        default=0.15, ge=0, description="Re-paint at the named size when this close (ratio)."
     )
 
 
@@ -159,13 +166,19 @@ def analyze(
     # Sky texture is measured everywhere but near clear object cores, so that paper blotches
     # and noise set the threshold they must stay under.
     away = ~imageops.dilate(distance > config.object_contrast, 4)
-    spread = distance[away] if away.sum() > 100 else distance[sky.clear]
+    spread = next(
+        d for d in (distance[away], distance[sky.clear], distance.ravel()) if d.size > 100
+    )
     low = max(config.min_contrast, config.sky_margin * float(np.quantile(spread, 0.99)))
     high = max(config.object_contrast, 2 * low)
     masks = segment(work, rows, low, high, config.min_core_px, config.min_object_area_px)
     parts = measure_all(work, rows, masks)
     # 6. Style, blur and shapes: the hypothesis whose re-painting explains the image best.
-    style, blurred, objects, residuals = _explain(world, config, pixels, grainy, sky, parts)
+    if parts:
+        evidence = _Evidence(world, config, pixels, sky, grainy)
+        style, blurred, objects, residuals = _explain(evidence, parts)
+    else:  # nothing to explain: no evidence of blur, and only the sky can tell pixel art
+        style, blurred, objects, residuals = _plausible_styles(world, config, sky)[0], False, [], {}
     defects = {"blur": blurred, "grain": grainy, "low_contrast": sky.low_contrast}
     features = {"noise_sigma": sigma, "band_margin": sky.band_margin, "sky_distance": sky.distance}
     features.update(residuals)
@@ -179,13 +192,18 @@ def analyze(
     )
 
 
+class _Evidence(NamedTuple):
+    """What every hypothesis is tested against."""
+
+    world: World
+    config: JudgeConfig
+    pixels: np.ndarray  # raw pixels, contrast undone
+    sky: SkyReading
+    grainy: bool
+
+
 def _explain(
-    world: World,
-    config: JudgeConfig,
-    pixels: np.ndarray,
-    grainy: bool,
-    sky: SkyReading,
-    parts: list[Part],
+    evidence: _Evidence, parts: list[Part]
 ) -> tuple[str, bool, list[FoundObject], dict[str, float]]:
     """Try every (style, blur) hypothesis and keep the one whose painting is closest to the image.
 
@@ -193,31 +211,43 @@ def _explain(
     to every hypothesis, whereas comparing denoised images would favour blur (denoising jitters
     edges, and a blurred edge is the best average of jittered ones). Shapes, though, are read on
     the denoised image against templates that went through the same filter. Pixel art competes
-    like any style: its banded sky and blocky edges are part of its painting.
+    like any style: its banded sky and blocky edges are part of its painting; and clean 2x2
+    blocks prove it was not blurred, however far off the grid its objects sit.
     """
+    world, config, pixels, sky, grainy = evidence
     residuals: dict[str, float] = {}
     best: tuple[float, str, bool, list[FoundObject]] | None = None
+    blocky = block_phase(pixels) > config.blocky_phase
     for style in _plausible_styles(world, config, sky):
-        for blurred in (False, True):
-            objects = [
+        for blurred in (False, True) if not (style == "pixel" and blocky) else (False,):
+            settled = [
                 _refine(
-                    world,
-                    config,
-                    pixels,
-                    sky,
-                    style,
-                    blurred,
-                    part,
-                    _identify(world, part, style, blurred, grainy),
+                    evidence, style, blurred, part, _identify(world, part, style, blurred, grainy)
                 )
                 for part in parts
             ]
-            residual = _residual(world, config, pixels, sky, style, blurred, objects)
+            placements = [item for _, item in settled]
+            painted = paint(
+                placements, sky.lighting, style, ("blur",) if blurred else (), world, None
+            )
+            residual = float(np.mean((pixels - painted) ** 2))
             residuals[f"residual.{style}{'+blur' if blurred else ''}"] = residual
             if best is None or residual < best[0]:
-                best = (residual, style, blurred, objects)
+                best = (residual, style, blurred, [obj for obj, _ in settled])
     assert best is not None
     return best[1], best[2], best[3], residuals
+
+
+def block_phase(pixels: np.ndarray, block: int = 2) -> float:
+    """Share of pixel-to-pixel change that falls on ``block`` boundaries, beyond chance.
+
+    1 for pixel art's hard-edged blocks, about 0 for anything else (and for blurred pixel art).
+    """
+    dx = np.abs(np.diff(pixels, axis=1)).sum(axis=-1)
+    dy = np.abs(np.diff(pixels, axis=0)).sum(axis=-1)
+    on_edges = dx[:, block - 1 :: block].sum() + dy[block - 1 :: block, :].sum()
+    total = dx.sum() + dy.sum()
+    return float((on_edges - (total - on_edges) / (block - 1)) / max(total, 1e-6))
 
 
 def _plausible_styles(world: World, config: JudgeConfig, sky: SkyReading) -> list[str]:
@@ -231,86 +261,89 @@ def _plausible_styles(world: World, config: JudgeConfig, sky: SkyReading) -> lis
     return styles
 
 
-def _residual(
-    world: World,
-    config: JudgeConfig,
-    pixels: np.ndarray,
-    sky: SkyReading,
-    style: str,
-    blurred: bool,
-    objects: list[FoundObject],
-) -> float:
-    """Mean squared difference between the image and a re-painting of a reading of it."""
-    placements = [_placement(world, config, obj) for obj in objects]
-    painted = paint(placements, sky.lighting, style, ("blur",) if blurred else (), world, None)
-    return float(np.mean((pixels - painted) ** 2))
-
-
 def _refine(
-    world: World,
-    config: JudgeConfig,
-    pixels: np.ndarray,
-    sky: SkyReading,
-    style: str,
-    blurred: bool,
-    part: Part,
-    obj: FoundObject,
-) -> FoundObject:
-    """Settle close calls on an object's shape and colour by re-painting each contender.
+    evidence: _Evidence, style: str, blurred: bool, part: Part, obj: FoundObject
+) -> tuple[FoundObject, Placement]:
+    """Settle close calls on an object's shape, colour and geometry by re-painting each contender.
 
     Contenders are the shapes whose templates fit nearly as well as the best one and the colours
     that explain the measured colour nearly as well as the best one; each combination is painted
     where the object was found, and the one closest to the image around the object wins. Small,
     blurred or grainy objects are where silhouettes and median colours hesitate (a soft small
     square is nearly a disc; a watercolour's dark wet edge pulls pink towards red), and where the
-    full painting still tells them apart. Clear calls cost nothing.
+    full painting still tells them apart. Each contender is painted both on its named position and
+    size and as measured (see ``_placements``). Clear calls cost nothing.
     """
+    world, config, pixels, sky, grainy = evidence
+    templates = shape_templates(world, style, blurred, grainy)
     best_score = max(obj.shape_scores.values())
     shapes = [s for s, v in obj.shape_scores.items() if v >= best_score - config.shape_margin]
     ranked = rank_colours(world, part.rgb, part.sky)
     colours = [c for c, r in ranked[:3] if r <= ranked[0][1] * config.colour_margin + 10]
-    if len(shapes) == 1 and len(colours) == 1:
-        return obj
-    templates = shape_templates(world, style, blurred, False)
+    options = _placements(world, config, obj, templates[(obj.shape, obj.size)], style)
+    if len(shapes) == 1 and len(colours) == 1 and len(options) == 1:
+        return obj, options[0]
     region = imageops.dilate(part.mask, 3)
     defects = ("blur",) if blurred else ()
-    best, best_residual = obj, np.inf
+    best, best_item, best_residual = obj, options[0], np.inf
     for shape in shapes:
         size = _nearest_size(world, templates, shape, part.extent)
+        cx, cy = _centre(part, templates[(shape, size)])
+        where = {"centre_px": (cx, cy), "position": _nearest_position(world, cx, cy)}
         for colour in colours:
-            candidate = obj.model_copy(update={"shape": shape, "size": size, "colour": colour})
-            item = _placement(world, config, candidate)
-            painted = paint([item], sky.lighting, style, defects, world, None)
-            residual = float(np.mean((pixels[region] - painted[region]) ** 2))
-            if residual < best_residual:
-                best, best_residual = candidate, residual
-    return best.model_copy(update={"shape_score": obj.shape_scores[best.shape]})
+            update = {"shape": shape, "size": size, "colour": colour, **where}
+            candidate = obj.model_copy(update=update)
+            for item in _placements(world, config, candidate, templates[(shape, size)], style):
+                painted = paint([item], sky.lighting, style, defects, world, None)
+                residual = float(np.mean((pixels[region] - painted[region]) ** 2))
+                if residual < best_residual:
+                    best, best_item, best_residual = candidate, item, residual
+    return best.model_copy(update={"shape_score": obj.shape_scores[best.shape]}), best_item
 
 
 def _nearest_size(
     world: World,
-    templates: dict[tuple[str, str], tuple[float, np.ndarray]],
+    templates: dict[tuple[str, str], Template],
     shape: str,
     extent: float,
 ) -> str:
     """The size whose template extent for ``shape`` is nearest (by ratio) to ``extent``."""
     return min(
         world.names("size"),
-        key=lambda s: abs(np.log(max(extent, 1e-6) / templates[(shape, s)][0])),
+        key=lambda s: abs(np.log(max(extent, 1e-6) / templates[(shape, s)].extent)),
     )
 
 
-def _placement(world: World, config: JudgeConfig, obj: FoundObject) -> Placement:
-    """Where to re-paint a found object: on its named position if it sits (nearly) there."""
-    cx, cy = obj.centre_px
-    px, py = world.centre(obj.position)
-    snapped = (px - cx) ** 2 + (py - cy) ** 2 <= config.snap_px**2
-    return Placement(
+def _placements(
+    world: World, config: JudgeConfig, obj: FoundObject, template: Template, style: str = ""
+) -> list[Placement]:
+    """Ways to re-paint a found object: on its named position and size, and as measured.
+
+    The named geometry reproduces ground truth exactly. The measured one (centre, and the size
+    scaled to the measured extent) re-paints an object that is a little off its place or size,
+    as generated ones are, over itself: a misplaced edge would otherwise favour the blurred
+    hypotheses, a soft edge being the best guess at an uncertain one. When the object sits on its
+    named place and size only the named geometry is returned.
+    """
+    named = Placement(
         shape=obj.shape,
-        rgb=tuple(float(v) for v in world.colour_rgb(obj.colour)),
-        centre_px=(px, py) if snapped else (cx, cy),
+        rgb=world.colour_rgb(obj.colour),
+        centre_px=world.centre(obj.position),
         radius_px=world.radius(obj.size),
     )
+    (cx, cy), (px, py) = obj.centre_px, named.centre_px
+    scale = obj.extent_px / max(template.extent, 1e-6)
+    if (px - cx) ** 2 + (py - cy) ** 2 <= config.snap_px**2 and abs(scale - 1) <= config.snap_scale:
+        return [named]
+    # Pixel art snaps edges to 2 px blocks, so its measured centre is only known to a block.
+    shifts = [-0.5, 0.0, 0.5] if style == "pixel" else [0.0]
+    return [named] + [
+        named.model_copy(
+            update={"centre_px": (cx + dx, cy + dy), "radius_px": named.radius_px * scale}
+        )
+        for dx in shifts
+        for dy in shifts
+    ]
 
 
 def _identify(world: World, part: Part, style: str, blurred: bool, grainy: bool) -> FoundObject:
@@ -325,15 +358,12 @@ def _identify(world: World, part: Part, style: str, blurred: bool, grainy: bool)
         scores[shape] = max(scores.get(shape, 0.0), value)
     shape = max(scores, key=scores.__getitem__)
     size = _nearest_size(world, templates, shape, part.extent)
-    cx, cy = part.box[0], part.box[1]
-    position = min(
-        world.positions, key=lambda p: (p.centre_px[0] - cx) ** 2 + (p.centre_px[1] - cy) ** 2
-    ).name
+    cx, cy = _centre(part, templates[(shape, size)])
     return FoundObject(
         shape=shape,
         colour=nearest_colour(world, part.rgb, part.sky),
         size=size,
-        position=position,
+        position=_nearest_position(world, cx, cy),
         centre_px=(cx, cy),
         extent_px=part.extent,
         area_px=int(part.mask.sum()),
@@ -343,6 +373,27 @@ def _identify(world: World, part: Part, style: str, blurred: bool, grainy: bool)
     )
 
 
+def _centre(part: Part, template: Template) -> tuple[float, float]:
+    """The object's true centre: its measured centre less the bias its shape gives the
+    measurement (a triangle's thin apex pulls the coverage-weighted centre down)."""
+    return part.box[0] - template.offset[0], part.box[1] - template.offset[1]
+
+
+def _nearest_position(world: World, cx: float, cy: float) -> str:
+    return min(
+        world.positions, key=lambda p: (p.centre_px[0] - cx) ** 2 + (p.centre_px[1] - cy) ** 2
+    ).name
+
+
+class Template(NamedTuple):
+    """A shape painted alone and measured: extent (px), silhouette sample, and the offset
+    (px) between its measured and true centres."""
+
+    extent: float
+    sample: np.ndarray
+    offset: tuple[float, float]
+
+
 @functools.lru_cache(maxsize=32)
 def _template_stack(
     world: World, style: str, blurred: bool, denoised: bool
@@ -350,13 +401,13 @@ def _template_stack(
     """The templates' keys and silhouette samples stacked as one (K, S, S) array."""
     templates = shape_templates(world, style, blurred, denoised)
     keys = list(templates)
-    return keys, np.stack([templates[key][1] for key in keys])
+    return keys, np.stack([templates[key].sample for key in keys])
 
 
 @functools.lru_cache(maxsize=32)
 def shape_templates(
     world: World, style: str, blurred: bool, denoised: bool = False
-) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
+) -> dict[tuple[str, str], Template]:
     """Every (shape, size) painted alone in a style, measured the way the judge measures parts.
 
     Args:
@@ -366,7 +417,7 @@ def shape_templates(
         denoised: Pass the painting through the judge's grain filter, as grainy images are.
 
     Returns:
-        (shape, size) -> (extent in pixels, silhouette sample), so that shapes and sizes are
+        (shape, size) -> its ``Template``, so that shapes, sizes and centres are
         compared with references that went through the same style, blur and measurement.
     """
     centre = (world.canvas_px / 2, world.canvas_px / 2)
@@ -383,5 +434,6 @@ def shape_templates(
                 work = imageops.median3(work)
             mask = np.linalg.norm(work - rows[:, None, :], axis=-1) > 14
             part = measure(work, rows, mask, np.zeros_like(mask))
-            templates[(shape, size)] = (part.extent, part.sample)
+            offset = (part.box[0] - centre[0], part.box[1] - centre[1])
+            templates[(shape, size)] = Template(part.extent, part.sample, offset)
     return templates
