@@ -218,6 +218,7 @@ def _explain(
     residuals: dict[str, float] = {}
     best: tuple[float, str, bool, list[FoundObject]] | None = None
     blocky = block_phase(pixels) > config.blocky_phase
+    regions = _regions(parts)
     for style in _plausible_styles(world, config, sky):
         for blurred in (False, True) if not (style == "pixel" and blocky) else (False,):
             settled = [
@@ -230,12 +231,43 @@ def _explain(
             painted = paint(
                 placements, sky.lighting, style, ("blur",) if blurred else (), world, None
             )
-            residual = float(np.mean((pixels - painted) ** 2))
+            residual = _fitted_residual(pixels, painted, regions)
             residuals[f"residual.{style}{'+blur' if blurred else ''}"] = residual
             if best is None or residual < best[0]:
                 best = (residual, style, blurred, [obj for obj, _ in settled])
     assert best is not None
     return best[1], best[2], best[3], residuals
+
+
+def _regions(parts: list[Part]) -> list[np.ndarray]:
+    """Disjoint neighbourhoods of the parts, then the rest of the image (the open sky)."""
+    taken = np.zeros_like(parts[0].mask)
+    regions = []
+    for part in parts:
+        region = imageops.dilate(part.mask, 3) & ~taken
+        regions.append(region)
+        taken |= region
+    return [*regions, ~taken]
+
+
+def _fitted_residual(pixels: np.ndarray, painted: np.ndarray, regions: list[np.ndarray]) -> float:
+    """Mean squared difference once each object's colours are fitted, channel by channel.
+
+    Around each object the painting may be re-coloured by a gain and an offset before it is
+    compared, so a hypothesis is judged on form (edges, strokes, shading, blur) rather than on a
+    generated object's colour being a little off its palette value, which would otherwise favour
+    whichever hypothesis smears the difference best. Ground truth fits with gain 1, offset 0.
+    """
+    total = 0.0
+    for region in regions[:-1]:
+        x, y = painted[region], pixels[region]
+        dx, dy = x - x.mean(axis=0), y - y.mean(axis=0)
+        spread = (dx**2).sum(axis=0)
+        gain = np.where(spread > 1e-6, (dx * dy).sum(axis=0) / np.maximum(spread, 1e-6), 0.0)
+        gain = np.where(spread > 1e-6, np.clip(gain, 0.5, 2.0), 0.0)
+        total += float(((dy - gain * dx) ** 2).sum())
+    total += float(((pixels[regions[-1]] - painted[regions[-1]]) ** 2).sum())
+    return total / pixels.size
 
 
 def block_phase(pixels: np.ndarray, block: int = 2) -> float:
