@@ -47,7 +47,7 @@ class JudgeConfig(BaseModel):
     """
 
     grain_sigma: float = Field(default=5.0, gt=0, description="Noise std above which: grainy.")
-    min_object_area_px: int = Field(default=10, ge=1)
+    min_object_area_px: int = Field(default=10, ge=1, description="Smaller parts are dropped.")
     min_core_px: int = Field(
         default=25, ge=1, description="Least core of an object (a small star has 60+)."
     )
@@ -162,17 +162,7 @@ def analyze(
         pixels = undo_contrast(pixels, world)
         work, rows = undo_contrast(work, world), undo_contrast(rows, world)
     # 5. Objects: segmented against the sky, above its own texture and noise.
-    distance = np.linalg.norm(work - rows[:, None, :], axis=-1)
-    # Sky texture is measured everywhere but near clear object cores, so that paper blotches
-    # and noise set the threshold they must stay under.
-    away = ~imageops.dilate(distance > config.object_contrast, 4)
-    spread = next(
-        d for d in (distance[away], distance[sky.clear], distance.ravel()) if d.size > 100
-    )
-    low = max(config.min_contrast, config.sky_margin * float(np.quantile(spread, 0.99)))
-    high = max(config.object_contrast, 2 * low)
-    masks = segment(work, rows, low, high, config.min_core_px, config.min_object_area_px)
-    parts = measure_all(work, rows, masks)
+    parts = _find_parts(config, work, rows, sky.clear)
     # 6. Style, blur and shapes: the hypothesis whose re-painting explains the image best.
     if parts:
         evidence = _Evidence(world, config, pixels, sky, grainy)
@@ -182,6 +172,7 @@ def analyze(
     defects = {"blur": blurred, "grain": grainy, "low_contrast": sky.low_contrast}
     features = {"noise_sigma": sigma, "band_margin": sky.band_margin, "sky_distance": sky.distance}
     features.update(residuals)
+    logger.debug("pocket judge: %d objects, %s, %s, %s", len(objects), sky.lighting, style, defects)
     return Finding(
         objects=objects,
         count=len(objects),
@@ -190,6 +181,23 @@ def analyze(
         defects=[name for name in world.names("defect") if defects.get(name, False)],
         features=features,
     )
+
+
+def _find_parts(
+    config: JudgeConfig, work: np.ndarray, rows: np.ndarray, clear: np.ndarray
+) -> list[Part]:
+    """Segment and measure the objects, with thresholds set by the sky's own texture.
+
+    Sky texture is measured everywhere but near clear object cores, so that paper blotches and
+    noise set the threshold they must stay under.
+    """
+    distance = np.linalg.norm(work - rows[:, None, :], axis=-1)
+    away = ~imageops.dilate(distance > config.object_contrast, 4)
+    spread = next(d for d in (distance[away], distance[clear], distance.ravel()) if d.size > 100)
+    low = max(config.min_contrast, config.sky_margin * float(np.quantile(spread, 0.99)))
+    high = max(config.object_contrast, 2 * low)
+    masks = segment(work, rows, low, high, config.min_core_px, config.min_object_area_px)
+    return measure_all(work, rows, masks)
 
 
 class _Evidence(NamedTuple):
