@@ -156,6 +156,12 @@ def imagine(
     threshold: Annotated[float | None, typer.Option(help="Stop at this objective.")] = None,
     model: Annotated[str | None, typer.Option(help="Diffusers model (pocket default).")] = None,
     scorer: Annotated[str | None, typer.Option(help="open_clip model (pocket default).")] = None,
+    llm: Annotated[
+        str | None, typer.Option(help="Chat model for expansion and refinement (offline if unset).")
+    ] = None,
+    llm_base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+    ] = None,
     keep: Annotated[int, typer.Option(help="Save the best K images (all are recorded).")] = 4,
     out: Annotated[Path, typer.Option(help="Folder for the run's folder.")] = Path("outputs"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -172,7 +178,9 @@ def imagine(
         )  # fmt: skip
         with _progress() as bar:
             task = bar.add_task("loading models", total=images)
-            agent = Agent.from_defaults(config, model=model, scorer=scorer)
+            agent = Agent.from_defaults(
+                config, model=model, scorer=scorer, llm=llm, llm_base_url=llm_base_url
+            )
             agent.on_event = _progress_updater(bar, task)
             run = agent.run(idea, constraints=constraint or [])
         folder = save_run(run, out, keep=keep)

@@ -117,11 +117,13 @@ class Agent:
 
         Args:
             config: The run configuration (defaults: 16 images over 4 rounds).
-            **kwargs: ``model``/``scorer`` to swap in other models; others go to `Agent`.
+            **kwargs: ``model``, ``scorer``, ``llm``, ``llm_base_url`` go to `pocket_components`;
+                the rest to `Agent`.
         """
         from imagineer.agent.defaults import pocket_components
 
-        models = {key: kwargs.pop(key) for key in ("model", "scorer") if key in kwargs}
+        keys = ("model", "scorer", "llm", "llm_base_url")
+        models = {key: kwargs.pop(key) for key in keys if key in kwargs}
         return cls(*pocket_components(**models), config=config, **kwargs)
 
     def run(self, idea: str, *, constraints: Sequence[str] = ()) -> Run:

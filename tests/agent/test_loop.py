@@ -179,3 +179,21 @@ def test_an_exhausted_refiner_means_the_best_spec_on_new_seeds(parts) -> None:  
     assert all(c.parent == run.rounds[0].best_id for c in second)
     assert all(c.spec == run.candidate(run.rounds[0].best_id).spec for c in second)
     assert len({c.candidate.params.seed for c in run.candidates}) == 6
+
+
+def test_an_unreachable_llm_falls_back_to_offline_engines_and_the_run_says_so(
+    tiny_pipeline_dir: Path, tiny_clip_dir: Path
+) -> None:
+    from imagineer.agent.defaults import pocket_components
+
+    expander, generator, scorer, refiner = pocket_components(
+        model=str(tiny_pipeline_dir), scorer=str(tiny_clip_dir),
+        llm="any-model", llm_base_url="http://127.0.0.1:9/v1",  # nothing listens on port 9
+    )  # fmt: skip
+    config = AgentConfig(images=6, rounds=2, specs_per_round=3, patience=2)
+    run = Agent(expander, generator, scorer, refiner, config).run(IDEA)
+    assert len(run.candidates) == 6
+    for round_ in run.rounds:
+        assert round_.provenance.fallback_reason, "the fallback must be recorded"
+        assert round_.provenance.fallback_from is not None
+    assert {r.provenance.engine for r in run.rounds} == {"offline", "search"}
