@@ -17,14 +17,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job, on the bundled pocket models; untrained stand-ins if a checkout has none yet.
+# The main job: the agent loop on the bundled pocket models; untrained stand-ins of the same formats
+# (built once into build/tiny) while a checkout has no trained pocket models yet.
 demo: install
 	@if [ -f imagineer/pocket/models/generator/model_index.json ]; then \
-		$(BIN)/imagineer render "$(IDEA)" -n 4; \
+		$(BIN)/imagineer imagine "$(IDEA)"; \
 	else \
-		echo "no bundled pocket models: building untrained stand-ins in build/tiny"; \
-		[ -f build/tiny/generator/model_index.json ] || $(BIN)/imagineer pocket build-tiny --out build/tiny; \
-		$(BIN)/imagineer render "$(IDEA)" -n 4 --steps 20 \
+		echo "no bundled pocket models yet: using untrained stand-ins from build/tiny"; \
+		[ -f build/tiny/generator/model_index.json ] || $(BIN)/imagineer pocket build-tiny --out build/tiny --size 32; \
+		$(BIN)/imagineer imagine "$(IDEA)" --images 8 --rounds 2 \
 			--model build/tiny/generator --scorer build/tiny/scorer; \
 	fi
 
