@@ -167,11 +167,13 @@ def swap(scene: Scene, kind: str, rng: np.random.Generator, world: World) -> Sce
     """
     i = int(rng.integers(len(scene.objects)))
     obj = scene.objects[i]
+    new: Scene | None
     if kind in ("colour", "shape", "size", "position"):
         value = _other(rng, world.names(kind), getattr(obj, kind))  # type: ignore[arg-type]
         new = _with_object(scene, i, **{kind: value})
     elif kind in ("lighting", "style"):
-        new = scene.model_copy(update={kind: _other(rng, world.names(kind), getattr(scene, kind))})
+        names = world.names(kind)  # type: ignore[arg-type]
+        new = scene.model_copy(update={kind: _other(rng, names, getattr(scene, kind))})
     elif kind == "defect":
         toggled = str(rng.choice(world.names("defect")))
         kept = [d for d in world.names("defect") if (d in scene.defects) != (d == toggled)]

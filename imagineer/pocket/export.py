@@ -68,8 +68,10 @@ def export_generator(
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.to(torch.float16).save_pretrained(str(directory), safe_serialization=True)
-    pipe.to(torch.float32)
+    pipe.to(torch.float16).save_pretrained(  # type: ignore[attr-defined]
+        str(directory), safe_serialization=True
+    )
+    pipe.to(torch.float32)  # type: ignore[attr-defined]
     (directory / "imagineer_defaults.json").write_text(json.dumps(defaults, indent=2) + "\n")
     logger.info("exported the pocket generator to %s", directory)
     return directory

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.datasets import cached_renders
-from imagineer.pocket.world import load_world
+from imagineer.pocket.world import Scene, World, load_world
+
+if TYPE_CHECKING:
+    from imagineer.pocket.train import TrainConfig
+
+Renders = tuple[np.ndarray, list[Scene]]
 
 logger = logging.getLogger(__name__)
 
 
-def run(config: Any, stages: list[str], run_dir: Path, out: Path, deadline: Deadline) -> None:
+def run(
+    config: TrainConfig, stages: list[str], run_dir: Path, out: Path, deadline: Deadline
+) -> None:
     """Run the requested stages in order, each skipped once done, stopping at the deadline."""
     world = load_world()
     # 1. Data: training renders and a held-out set, rendered once and cached.
@@ -42,26 +50,50 @@ def run(config: Any, stages: list[str], run_dir: Path, out: Path, deadline: Dead
         export(config, run_dir, out)
 
 
-def clip_stage(config, data, held_out, world, run_dir, out, deadline) -> None:  # type: ignore[no-untyped-def]
-    """Train the CLIP; when done, export the scorer and save the converted text encoder."""
+def clip_stage(
+    config: TrainConfig,
+    data: Renders,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    out: Path,
+    deadline: Deadline,
+) -> None:
+    """Train the CLIP; save its text tower as the text encoder at ``text_encoder_step``, and
+    export the scorer whenever the stage is done.
+
+    The generator's text encoder is frozen once the UNet trains on it, but the scorer is a
+    product of its own: training can go on past ``text_encoder_step`` to sharpen the scorer
+    without touching the generator.
+    """
     from imagineer.pocket.convert import to_clip_text_model
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.train_clip import train_clip
 
-    text_dir = run_dir / "text_encoder"
-    if (text_dir / "config.json").is_file():
-        logger.info("clip stage already done")
-        return
-    model = train_clip(
-        config.clip_spec, config.clip, data, held_out, world, run_dir, config.seed, deadline
-    )
-    if model is None:
-        return
-    export_scorer(model, config.clip_spec, out / "scorer")
-    to_clip_text_model(model).save_pretrained(str(text_dir))
+    stage, text_dir = config.clip, run_dir / "text_encoder"
+    frozen_at = min(stage.text_encoder_step or stage.steps, stage.steps)
+    args = (data, held_out, world, run_dir, config.seed, deadline)
+    if not (text_dir / "config.json").is_file():
+        first = stage.model_copy(update={"steps": frozen_at})
+        model = train_clip(config.clip_spec, first, *args)
+        if model is None:
+            return
+        to_clip_text_model(model).save_pretrained(str(text_dir))
+        export_scorer(model, config.clip_spec, out / "scorer")
+    if stage.steps > frozen_at:
+        model = train_clip(config.clip_spec, stage, *args)
+        if model is not None:
+            export_scorer(model, config.clip_spec, out / "scorer")
 
 
-def vae_stage(config, images, held_out, world, run_dir, deadline) -> None:  # type: ignore[no-untyped-def]
+def vae_stage(
+    config: TrainConfig,
+    images: np.ndarray,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    deadline: Deadline,
+) -> None:
     """Train the VAE; when done, fix its latent scaling factor and save it."""
     from imagineer.pocket.train_vae import pixels_to_vae, train_vae
 
@@ -93,7 +125,7 @@ def text_encoder_and_tokenizer(run_dir: Path) -> tuple[Any, Any]:
     return text_encoder, build_clip_tokenizer(run_dir / "tokenizer")
 
 
-def latents_for(run_dir: Path, images: Any) -> torch.Tensor:
+def latents_for(run_dir: Path, images: np.ndarray) -> torch.Tensor:
     """The training set's scaled VAE latents, encoded once and cached as ``latents.pt``."""
     from diffusers import AutoencoderKL
 
@@ -110,7 +142,9 @@ def latents_for(run_dir: Path, images: Any) -> torch.Tensor:
     return latents
 
 
-def unet_stage(config, data, world, run_dir, deadline) -> bool:  # type: ignore[no-untyped-def]
+def unet_stage(
+    config: TrainConfig, data: Renders, world: World, run_dir: Path, deadline: Deadline
+) -> bool:
     """Train the UNet (needs the CLIP and VAE stages); returns whether it is done."""
     from imagineer.pocket.train_unet import train_unet
 
@@ -125,7 +159,7 @@ def unet_stage(config, data, world, run_dir, deadline) -> bool:  # type: ignore[
     return done
 
 
-def export(config: Any, run_dir: Path, out: Path) -> None:
+def export(config: TrainConfig, run_dir: Path, out: Path) -> None:
     """Write the generator pipeline from the run's text encoder, VAE and EMA UNet checkpoint."""
     from diffusers import AutoencoderKL
 

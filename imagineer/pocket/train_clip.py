@@ -39,6 +39,11 @@ class ClipStage(BaseModel):
     warmup: int = Field(100, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     p_full: float = Field(0.6, ge=0, le=1, description="Share of fully specified captions.")
+    hard_weight: float = Field(1.0, ge=0, description="Weight of the own-negatives-only term.")
+    hard_from_step: int = Field(0, ge=0, description="First step with the own-negatives term.")
+    text_encoder_step: int | None = Field(
+        None, ge=1, description="Step whose text tower conditions the generator (None: last)."
+    )
     save_every: int = Field(150, ge=1)
     eval_every: int = Field(250, ge=1)
 
@@ -72,15 +77,45 @@ def caption_batch(
     return positives, negatives
 
 
-def contrastive_loss(model: Any, images: torch.Tensor, tokens: torch.Tensor, batch: int) -> Any:
-    """Symmetric CLIP loss; the texts after the first ``batch`` are extra negatives for images."""
+def contrastive_loss(
+    model: Any, images: torch.Tensor, tokens: torch.Tensor, owners: list[int], hard_weight: float
+) -> Any:
+    """Symmetric CLIP loss plus a term that ranks each image's caption above its own swaps.
+
+    The first ``len(images)`` texts are the captions; the others are hard negatives, the one at
+    ``batch + j`` belonging to image ``owners[j]``. In the batch-wide softmax a few swapped
+    captions are outweighed by hundreds of easy in-batch ones (measured: colour and lighting
+    near 100% pairwise after 450 steps, shape, position and style near chance), so the second
+    term scores each image against its caption and its own negatives only.
+    """
+    batch = images.shape[0]
     image = F.normalize(model.encode_image(images), dim=-1)
     text = F.normalize(encode_text_prefix(model, tokens), dim=-1)
     scale = model.logit_scale.exp().clamp(max=100)
     targets = torch.arange(batch)
     per_image = F.cross_entropy(scale * image @ text.T, targets)
     per_text = F.cross_entropy(scale * text[:batch] @ image.T, targets)
-    return (per_image + per_text) / 2
+    loss = (per_image + per_text) / 2
+    if hard_weight == 0 or not owners:
+        return loss
+    return loss + hard_weight * _own_negatives_loss(image, text, owners, scale)
+
+
+def _own_negatives_loss(
+    image: torch.Tensor, text: torch.Tensor, owners: list[int], scale: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of [caption, own negatives...] per image (missing slots masked out)."""
+    batch = image.shape[0]
+    owner = torch.tensor(owners)
+    slot = torch.zeros(len(owners), dtype=torch.long)
+    counts = [0] * batch
+    for j, i in enumerate(owners):
+        counts[i] += 1
+        slot[j] = counts[i]
+    logits = torch.full((batch, max(counts) + 1), float("-inf"))
+    logits[:, 0] = scale * (image * text[:batch]).sum(-1)
+    logits = logits.index_put((owner, slot), scale * (image[owner] * text[batch:]).sum(-1))
+    return F.cross_entropy(logits, torch.zeros(batch, dtype=torch.long))
 
 
 def swap_rank_accuracy(
@@ -148,10 +183,12 @@ def train_clip(
         index = rng.choice(len(scenes), size=stage.batch, replace=False)
         positives, negatives = caption_batch([scenes[i] for i in index], rng, world, stage)
         tokens = tokenizer(positives + [t for own in negatives for t in own])
+        owners = [i for i, own in enumerate(negatives) for _ in own]
+        hard = stage.hard_weight if step >= stage.hard_from_step else 0.0
         for group in optimiser.param_groups:
             group["lr"] = stage.lr * min(1.0, (step + 1) / max(1, stage.warmup))
         model.train()
-        loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, stage.batch)
+        loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, owners, hard)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
