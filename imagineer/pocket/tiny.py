@@ -59,6 +59,7 @@ def build_tiny_pipeline(directory: Path, seed: int = 0, image_size: int = 32) ->
         latent_channels=4,
         norm_num_groups=8,
         sample_size=image_size,
+        mid_block_add_attention=False,  # full-resolution attention would dominate a tiny render
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
