@@ -161,9 +161,9 @@ class Agent:
             self._emit(RoundStarted(round=index, specs=len(specs), images=images))
             round_started = time.perf_counter()
             seeds = image_seeds[sum(plan[:index]) : sum(plan[:index]) + images]
-            entries = self._render(index, specs, parents, notes, seeds)
+            rendered = self._render(index, specs, parents, notes, seeds)
             # 4. Score every image of the round in one pass
-            entries = self._score(run, entries)
+            entries = self._score(run, rendered)
             # 5. Keep the best, record the round
             previous = run.best.objective if run.best_id else None
             run.candidates.extend(entries)
