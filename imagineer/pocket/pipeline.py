@@ -94,13 +94,23 @@ def vae_stage(
     run_dir: Path,
     deadline: Deadline,
 ) -> None:
-    """Train the VAE; when done, fix its latent scaling factor and save it."""
+    """Train the VAE; when done, fix its latent scaling factor and save it.
+
+    The VAE may be trained longer later (``--vae-steps``): everything encoded with the old one
+    (``latents.pt``) is then deleted and a UNet checkpoint trained on those latents is set aside,
+    because a UNet only makes sense in the latent space it was trained in.
+    """
+    from imagineer.pocket.checkpoints import load_checkpoint
     from imagineer.pocket.train_vae import pixels_to_vae, train_vae
 
     vae_dir = run_dir / "vae"
     if (vae_dir / "config.json").is_file():
-        logger.info("vae stage already done")
-        return
+        state = load_checkpoint(run_dir / "vae.pt")
+        trained = int(state["step"]) if state is not None else config.vae.steps
+        if trained >= config.vae.steps:
+            logger.info("vae stage already done (%d steps)", trained)
+            return
+        _set_aside_vae_products(run_dir, trained)
     vae = train_vae(
         config.vae_spec, config.vae, images, held_out, world, run_dir, config.seed, deadline
     )
@@ -112,6 +122,18 @@ def vae_stage(
     vae.register_to_config(scaling_factor=1.0 / std)  # unit-variance latents, as SD's 0.18215
     logger.info("vae latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)
     vae.save_pretrained(str(vae_dir))
+
+
+def _set_aside_vae_products(run_dir: Path, trained: int) -> None:
+    """Forget the products of a VAE that is about to be trained further."""
+    import shutil
+
+    shutil.rmtree(run_dir / "vae")
+    (run_dir / "latents.pt").unlink(missing_ok=True)
+    if (run_dir / "unet.pt").is_file():
+        stale = run_dir / f"unet-on-vae-step{trained}.pt"
+        (run_dir / "unet.pt").replace(stale)
+        logger.warning("the VAE changes: set the UNet checkpoint aside as %s", stale)
 
 
 def text_encoder_and_tokenizer(run_dir: Path) -> tuple[Any, Any]:
