@@ -24,6 +24,7 @@ from imagineer.generators.base import (
     MAX_SEED,
     Candidate,
     Generator,
+    PromptWindow,
     RenderParams,
     StepCallback,
     derive_seeds,
@@ -358,36 +359,17 @@ class DiffusersGenerator(Generator):
         chunked = self.config.long_prompts == "chunk" and supports_chunking(pipe)
         windows = [measure(pipe.tokenizer, text, chunked) for text in prompts]
         neg_windows = [measure(pipe.tokenizer, text, chunked) for text in negatives]
-        for window, text in zip([*windows, *neg_windows], [*prompts, *negatives], strict=True):
-            if window.truncated:
-                logger.warning(
-                    "prompt has %d tokens, the text encoder reads %d; cut: %r (prompt: %r)",
-                    window.tokens,
-                    window.window,
-                    window.truncated,
-                    text,
-                )
+        _warn_truncated([*windows, *neg_windows], [*prompts, *negatives])
 
         # 3. Render, one pipeline call per group of prompts that share a window count
-        jobs = [
-            (index, p_index)
-            for p_index in range(len(prompts))
-            for index in range(p_index * n, (p_index + 1) * n)
-        ]
+        jobs = [(index, index // n) for index in range(n * len(prompts))]
         groups: dict[int, list[tuple[int, int]]] = {}
         for index, p_index in jobs:
             size = max(windows[p_index].chunks, neg_windows[p_index].chunks)
-            groups.setdefault(size, []).append((index, p_index))
+            groups.setdefault(size if chunked else 0, []).append((index, p_index))
+        step_done = _step_counter(progress, steps * len(groups))
         images: dict[int, Any] = {}
         seconds: dict[int, float] = {}
-        steps_done = [0]
-
-        def step_done(*_: Any) -> dict[str, Any]:
-            steps_done[0] += 1
-            if progress is not None:
-                progress(steps_done[0], steps * len(groups))
-            return {}
-
         for chunks, group in groups.items():
             started = time.perf_counter()
             batch = self._call(
@@ -395,7 +377,7 @@ class DiffusersGenerator(Generator):
                 [prompts[p] for _, p in group],
                 [negatives[p] for _, p in group],
                 [all_seeds[i] for i, _ in group],
-                chunks if chunked else 0,
+                chunks,
                 steps=steps,
                 guidance=guidance,
                 width=width,
@@ -492,6 +474,32 @@ class DiffusersGenerator(Generator):
             dtype=str(pipe.dtype).removeprefix("torch."),
             **settings,
         )
+
+
+def _warn_truncated(windows: list[PromptWindow], texts: list[str]) -> None:
+    """Log every prompt that lost text to the window, with what was cut."""
+    for window, text in zip(windows, texts, strict=True):
+        if window.truncated:
+            logger.warning(
+                "prompt has %d tokens, the text encoder reads %d; cut: %r (prompt: %r)",
+                window.tokens,
+                window.window,
+                window.truncated,
+                text,
+            )
+
+
+def _step_counter(progress: StepCallback | None, total: int) -> Any:
+    """A diffusers ``callback_on_step_end`` that reports ``(steps done, total)`` to ``progress``."""
+    done = [0]
+
+    def on_step_end(*_: Any) -> dict[str, Any]:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+        return {}
+
+    return on_step_end
 
 
 def _scheduler_label(scheduler: Any) -> str:
