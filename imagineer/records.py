@@ -46,6 +46,19 @@ def atomic_save_png(path: Path, image: Image.Image, text: dict[str, str] | None 
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def new_run_folder(root: Path, title: str) -> Path:
+    """A fresh folder ``root/YYYYmmdd-HHMMSS-title-slug`` (suffixed if it exists)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    folder = Path(root) / f"{stamp}-{slug(title)}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = Path(root) / f"{stamp}-{slug(title)}-{suffix}"
+    return folder
+
+
 def slug(text: str, limit: int = 40) -> str:
     """A file-name-safe short form of ``text`` ('A fox, in the snow!' -> 'a-fox-in-the-snow')."""
     words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

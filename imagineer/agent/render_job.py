@@ -10,7 +10,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imagineer import __version__
 from imagineer.generators import Candidate, DiffusersConfig, DiffusersGenerator
 from imagineer.generators.base import StepCallback
-from imagineer.records import atomic_save_png, atomic_write_json, slug
+from imagineer.records import atomic_save_png, atomic_write_json, new_run_folder
 from imagineer.scoring import ClipScorer, ClipScorerConfig, ImageScore
 
 logger = logging.getLogger(__name__)
@@ -130,12 +129,7 @@ class RenderJob:
         Returns:
             The run's folder.
         """
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        folder = Path(root) / f"{stamp}-{slug(result.prompt)}"
-        suffix = 1
-        while folder.exists():
-            suffix += 1
-            folder = Path(root) / f"{stamp}-{slug(result.prompt)}-{suffix}"
+        folder = new_run_folder(root, result.prompt)
         ranked = []
         for rank, entry in enumerate(result.ranked, start=1):
             name = f"{rank:02d}-seed{entry.candidate.params.seed}.png"

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 from imagineer.agent.records import Run
 from imagineer.agent.render_job import a1111_parameters
-from imagineer.records import atomic_save_png, atomic_write_json, slug
+from imagineer.records import atomic_save_png, atomic_write_json, new_run_folder
 
 logger = logging.getLogger(__name__)
-
-
-def new_run_folder(root: Path, idea: str) -> Path:
-    """A fresh folder ``root/YYYYmmdd-HHMMSS-idea-slug`` (suffixed if it exists)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    folder = Path(root) / f"{stamp}-{slug(idea)}"
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = Path(root) / f"{stamp}-{slug(idea)}-{suffix}"
-    return folder
 
 
 def save_run(run: Run, root: Path, keep: int | None = None) -> Path:
