@@ -86,3 +86,17 @@ class EMA:
         """Overwrite the model's parameters with the averages."""
         for target, average in zip(model.parameters(), self.shadow, strict=True):
             target.copy_(average)
+
+
+def set_warmup_lr(optimiser: torch.optim.Optimizer, lr: float, warmup: int, step: int) -> None:
+    """Linear learning-rate warm-up over ``warmup`` steps, then ``lr`` (every stage uses it)."""
+    for group in optimiser.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
+
+
+def optimise(optimiser: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor) -> None:
+    """One update: backward, gradients clipped to norm 1 (stabilises the tiny models), step."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+    optimiser.step()

@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
-from imagineer.pocket.checkpoints import Deadline, load_checkpoint, save_checkpoint, step_rng
+from imagineer.pocket.checkpoints import (
+    Deadline,
+    load_checkpoint,
+    optimise,
+    save_checkpoint,
+    set_warmup_lr,
+    step_rng,
+)
 from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
 from imagineer.pocket.models import ClipSpec, build_clip, encode_text_prefix
 from imagineer.pocket.world import Scene, World
@@ -185,14 +192,10 @@ def train_clip(
         tokens = tokenizer(positives + [t for own in negatives for t in own])
         owners = [i for i, own in enumerate(negatives) for _ in own]
         hard = stage.hard_weight if step >= stage.hard_from_step else 0.0
-        for group in optimiser.param_groups:
-            group["lr"] = stage.lr * min(1.0, (step + 1) / max(1, stage.warmup))
+        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
         model.train()
         loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, owners, hard)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
+        optimise(optimiser, model, loss)
         step += 1
         if step % 25 == 0:
             logger.info("clip step %d loss %.4f", step, loss.item())

@@ -22,7 +22,9 @@ from imagineer.pocket.checkpoints import (
     EMA,
     Deadline,
     load_checkpoint,
+    optimise,
     save_checkpoint,
+    set_warmup_lr,
     step_generator,
     step_rng,
 )
@@ -148,15 +150,11 @@ def train_unet(
         context = encode_captions(
             text_encoder, tokenizer, batch_captions([scenes[i] for i in index], rng, world, stage)
         )
-        for group in optimiser.param_groups:
-            group["lr"] = stage.lr * min(1.0, (step + 1) / max(1, stage.warmup))
+        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
         unet.train()
         gen = step_generator(seed, step, stream=3)
         loss = unet_loss(unet, latents[index], context.clone(), stage.snr_gamma, gen)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimiser.step()
+        optimise(optimiser, unet, loss)
         ema.update(unet, step)
         step += 1
         if step % 25 == 0:

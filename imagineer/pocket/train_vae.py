@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
-from imagineer.pocket.checkpoints import Deadline, load_checkpoint, save_checkpoint, step_rng
+from imagineer.pocket.checkpoints import (
+    Deadline,
+    load_checkpoint,
+    optimise,
+    save_checkpoint,
+    set_warmup_lr,
+    step_rng,
+)
 from imagineer.pocket.models import VaeSpec, build_vae
 from imagineer.pocket.world import Scene, World
 
@@ -126,15 +133,11 @@ def train_vae(
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=2)
         index = rng.choice(len(images), size=stage.batch, replace=False)
-        for group in optimiser.param_groups:
-            group["lr"] = stage.lr * min(1.0, (step + 1) / max(1, stage.warmup))
+        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
         vae.train()
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         loss = vae_loss(vae, pixels_to_vae(images[index]), stage, generator, step)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimiser.step()
+        optimise(optimiser, vae, loss)
         step += 1
         if step % 25 == 0:
             logger.info("vae step %d loss %.5f", step, loss.item())
