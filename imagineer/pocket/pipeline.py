@@ -45,8 +45,10 @@ def run(
         done = unet_stage(config, data, world, run_dir, deadline)
         if done:
             export(config, run_dir, out)
-    # 5. Export on demand (e.g. an interim generator to evaluate).
+    # 5. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
+    #    stage's first export).
     if "export" in stages:
+        export_scorer_checkpoint(config, run_dir, out)
         export(config, run_dir, out)
 
 
@@ -179,6 +181,22 @@ def unet_stage(
         config.unet_spec, config.unet, latents, data[1], text, world, run_dir, config.seed, deadline
     )
     return done
+
+
+def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
+    """Write the scorer from the CLIP stage's latest checkpoint, wherever that stage stopped."""
+    from imagineer.pocket.checkpoints import load_checkpoint
+    from imagineer.pocket.export import export_scorer
+    from imagineer.pocket.models import build_clip
+
+    state = load_checkpoint(run_dir / "clip.pt")
+    if state is None:
+        logger.warning("no CLIP checkpoint in %s yet; no scorer to export", run_dir)
+        return
+    model = build_clip(config.clip_spec)
+    model.load_state_dict(state["model"])
+    logger.info("exporting the scorer at CLIP step %d", state["step"])
+    export_scorer(model.eval(), config.clip_spec, out / "scorer")
 
 
 def export(config: TrainConfig, run_dir: Path, out: Path) -> None:

@@ -41,11 +41,11 @@ BETA_START, BETA_END, TRAIN_TIMESTEPS = 0.00085, 0.012, 1000  # SD 1.x / 2.x
 class UnetStage(BaseModel):
     """Knobs of the UNet stage."""
 
-    steps: int = Field(4000, ge=1)
+    steps: int = Field(3000, ge=1)
     batch: int = Field(64, ge=1)
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(1e-3, gt=0)
     warmup: int = Field(200, ge=0)
-    ema_decay: float = Field(0.999, gt=0, lt=1)
+    ema_decay: float = Field(0.998, gt=0, lt=1)
     p_drop: float = Field(0.1, ge=0, le=1, description="Empty captions, for CFG.")
     p_full: float = Field(0.7, ge=0, le=1, description="Share of fully specified captions.")
     p_world_caption: float = Field(

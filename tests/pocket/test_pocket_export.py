@@ -48,3 +48,26 @@ def test_scorer_and_generator_load_and_run(tmp_path: Path) -> None:
     assert len(scores) == 2 and -1 <= scores[0].cosine <= 1
     hub = json.loads((tmp_path / "scorer" / "open_clip_config.json").read_text())
     assert hub["model_cfg"]["text_cfg"]["vocab_size"] == 49408
+
+
+def test_export_stage_writes_the_scorer_from_the_latest_clip_checkpoint(tmp_path: Path) -> None:
+    import open_clip
+
+    from imagineer.pocket.checkpoints import save_checkpoint
+    from imagineer.pocket.pipeline import export_scorer_checkpoint
+    from imagineer.pocket.train import TrainConfig
+
+    config = TrainConfig(clip_spec=TINY_CLIP)
+    export_scorer_checkpoint(config, tmp_path / "run", tmp_path / "out")  # nothing trained yet
+    assert not (tmp_path / "out" / "scorer").exists()
+    torch.manual_seed(1)
+    clip = build_clip(TINY_CLIP).eval()
+    save_checkpoint(tmp_path / "run" / "clip.pt", {"model": clip.state_dict(), "step": 7})
+    export_scorer_checkpoint(config, tmp_path / "run", tmp_path / "out")
+
+    scorer = ClipScorer(str(tmp_path / "out" / "scorer"))
+    texts = ["a red star on the left", "two blue circles at night"]
+    tokens = open_clip.get_tokenizer("ViT-B-32")(texts)
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(clip.encode_text(tokens), dim=-1)
+    assert torch.allclose(torch.as_tensor(scorer.embed_texts(texts)), expected, atol=2e-2)
