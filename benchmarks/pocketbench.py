@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="the representative quick subset")
     parser.add_argument("--limit", type=int, default=None, help="only the first K ideas")
+    parser.add_argument(
+        "--per-task", type=int, default=None, help="only the first K ideas of each task type"
+    )
     parser.add_argument("--rounds", type=int, default=4, help="agent rounds")
     parser.add_argument("--specs", type=int, default=2, help="agent specs per round")
     parser.add_argument("--methods", default="baseline,agent", help="baseline[,agent]")
@@ -110,7 +113,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    items = load_pocketbench(quick=args.quick)[: args.limit]
+    items = load_pocketbench(quick=args.quick)
+    if args.per_task is not None:
+        by_task: dict[str, list[BenchItem]] = defaultdict(list)
+        for item in items:
+            by_task[item.task].append(item)
+        items = [item for group in by_task.values() for item in group[: args.per_task]]
+    items = items[: args.limit]
     parts = pocket_components(model=args.model, scorer=args.scorer)
     outcomes = []
     for index, item in enumerate(items, start=1):
