@@ -17,17 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the agent loop on the bundled pocket models; untrained stand-ins of the same formats
-# (built once into build/tiny) while a checkout has no trained pocket models yet.
+# The main job: the agent loop on the bundled pocket models, offline, in seconds.
 demo: install
-	@if [ -f imagineer/pocket/models/generator/model_index.json ]; then \
-		$(BIN)/imagineer imagine "$(IDEA)"; \
-	else \
-		echo "no bundled pocket models yet: using untrained stand-ins from build/tiny"; \
-		[ -f build/tiny/generator/model_index.json ] || $(BIN)/imagineer pocket build-tiny --out build/tiny --size 32; \
-		$(BIN)/imagineer imagine "$(IDEA)" --images 8 --rounds 2 \
-			--model build/tiny/generator --scorer build/tiny/scorer; \
-	fi
+	$(BIN)/imagineer imagine "$(IDEA)"
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider

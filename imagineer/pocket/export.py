@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from imagineer.pocket.models import POCKET_CLIP_NAME, ClipSpec
+from imagineer.pocket.paths import write_manifest
 from imagineer.pocket.tokenizer import build_clip_tokenizer
 from imagineer.pocket.train_clip import CLIP_MEAN, CLIP_STD
 from imagineer.pocket.train_unet import BETA_END, BETA_START, TRAIN_TIMESTEPS
@@ -39,6 +40,7 @@ def export_scorer(model: Any, spec: ClipSpec, directory: Path) -> Path:
     (directory / f"{POCKET_CLIP_NAME}.json").write_text(json.dumps(model_cfg, indent=2) + "\n")
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "open_clip_model.safetensors"))
+    write_manifest(directory)
     logger.info("exported the pocket scorer to %s", directory)
     return directory
 
@@ -73,5 +75,6 @@ def export_generator(
     )
     pipe.to(torch.float32)  # type: ignore[attr-defined]
     (directory / "imagineer_defaults.json").write_text(json.dumps(defaults, indent=2) + "\n")
+    write_manifest(directory)
     logger.info("exported the pocket generator to %s", directory)
     return directory

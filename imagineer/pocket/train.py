@@ -8,7 +8,9 @@ session ends.
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m imagineer.pocket.train \\
         --out imagineer/pocket/models --run-dir runs/pocket --minutes 120
 
-Each stage is skipped once done; the scorer is exported when the CLIP stage ends, the generator
+A new run follows ``recipe.json``, the exact recipe of the bundled models (``--config`` for
+another); a resumed run keeps the recipe saved in its run directory. Each stage is skipped once
+done; the scorer is exported when the CLIP stage ends, the generator
 when the UNet stage ends (or on demand with ``--stages export``, e.g. to evaluate a checkpoint:
 ``--stages export --out runs/pocket/interim``).
 """
@@ -33,6 +35,8 @@ from imagineer.pocket.train_vae import VaeStage
 logger = logging.getLogger(__name__)
 
 STAGES = ("clip", "vae", "unet", "export")
+RECIPE_FILE = Path(__file__).with_name("recipe.json")
+"""The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
 
 class TrainConfig(BaseModel):
@@ -91,7 +95,12 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--minutes", type=float, default=None, help="Stop after this long.")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--config", type=Path, default=None, help="JSON overrides (new runs).")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=RECIPE_FILE,
+        help="The recipe of a new run (default: the one that made the bundled models).",
+    )
     for stage in ("clip", "vae", "unet"):
         parser.add_argument(
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
@@ -101,7 +110,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    overrides = json.loads(args.config.read_text()) if args.config else {}
+    overrides = json.loads(args.config.read_text())
     config = load_config(args.run_dir, overrides)
     set_steps(config, args, args.run_dir)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]

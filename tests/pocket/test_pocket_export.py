@@ -11,6 +11,7 @@ from imagineer.generators.diffusers_generator import DiffusersConfig, DiffusersG
 from imagineer.pocket.convert import to_clip_text_model
 from imagineer.pocket.export import export_generator, export_scorer
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec, build_clip, build_unet, build_vae
+from imagineer.pocket.paths import verified
 from imagineer.scoring.clip_scorer import ClipScorer
 
 TINY_CLIP = ClipSpec(
@@ -40,6 +41,8 @@ def test_scorer_and_generator_load_and_run(tmp_path: Path) -> None:
     defaults = {"steps": 2, "guidance": 3.0, "scheduler": "euler"}
     export_generator(to_clip_text_model(clip), vae, unet, tmp_path / "generator", defaults)
 
+    for name in ("scorer", "generator"):  # the export records every file's content
+        assert verified(tmp_path / name, name) == tmp_path / name
     generator = DiffusersGenerator(DiffusersConfig(model=str(tmp_path / "generator")))
     candidates = generator.render("a red star on the left", n=2, seed=0)
     assert [c.image.size for c in candidates] == [(64, 64)] * 2
