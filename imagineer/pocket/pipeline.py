@@ -212,6 +212,9 @@ def export(config: TrainConfig, run_dir: Path, out: Path) -> None:
         logger.warning("no UNet checkpoint in %s yet; nothing to export", run_dir)
         return
     text_encoder, _ = text_encoder_and_tokenizer(run_dir)
+    if "text_ema" in state:  # trained with the UNet (``text_encoder_lr``): its average ships
+        for parameter, average in zip(text_encoder.parameters(), state["text_ema"], strict=True):
+            parameter.data.copy_(average)
     vae = AutoencoderKL.from_pretrained(str(run_dir / "vae")).eval()
     unet = build_unet(
         config.unet_spec,

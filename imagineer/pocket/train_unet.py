@@ -52,6 +52,12 @@ class UnetStage(BaseModel):
         0.5, ge=0, le=1, description="Share of captions from captions.caption, not describe."
     )
     snr_gamma: float = Field(5.0, gt=0, description="Min-SNR-gamma loss weighting.")
+    text_encoder_lr: float = Field(
+        0.0,
+        ge=0,
+        description="0 keeps the text encoder frozen; above 0 it trains with the UNet at this lr "
+        "(warmed up from the step it starts, which may be a resume of a frozen-encoder run).",
+    )
     save_every: int = Field(100, ge=1)
 
 
@@ -71,13 +77,15 @@ def encode_latents(vae: Any, images: np.ndarray, batch: int = 128) -> torch.Tens
     return torch.cat(out)
 
 
-@torch.inference_mode()
-def encode_captions(text_encoder: Any, tokenizer: Any, captions: list[str]) -> torch.Tensor:
-    """Frozen text-encoder states for captions, padded to 77 tokens as the pipeline pads them."""
+def encode_captions(
+    text_encoder: Any, tokenizer: Any, captions: list[str], *, grad: bool = False
+) -> torch.Tensor:
+    """Text-encoder states for captions, padded to 77 tokens as the pipeline pads them."""
     ids = tokenizer(
         captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
     ).input_ids
-    return text_encoder(ids).last_hidden_state
+    with torch.set_grad_enabled(grad):
+        return text_encoder(ids).last_hidden_state
 
 
 def unet_loss(
@@ -143,26 +151,75 @@ def train_unet(
     optimiser = torch.optim.AdamW(unet.parameters(), lr=stage.lr, weight_decay=0.01)
     ema = EMA(unet, stage.ema_decay)
     path = run_dir / "unet.pt"
-    step = _restore(path, unet, optimiser, ema)
+    state = load_checkpoint(path)
+    step = _restore(state, unet, optimiser, ema)
+    joint = _JointText(text_encoder, stage, state, step) if stage.text_encoder_lr > 0 else None
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=3)
         index = rng.choice(len(scenes), size=stage.batch, replace=False)
-        context = encode_captions(
-            text_encoder, tokenizer, batch_captions([scenes[i] for i in index], rng, world, stage)
-        )
+        captions = batch_captions([scenes[i] for i in index], rng, world, stage)
+        context = encode_captions(text_encoder, tokenizer, captions, grad=joint is not None)
         set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
         unet.train()
         gen = step_generator(seed, step, stream=3)
-        loss = unet_loss(unet, latents[index], context.clone(), stage.snr_gamma, gen)
-        optimise(optimiser, unet, loss)
+        loss = unet_loss(unet, latents[index], context, stage.snr_gamma, gen)
+        if joint is None:
+            optimise(optimiser, unet, loss)
+        else:
+            joint.optimise(optimiser, unet, loss, step)
         ema.update(unet, step)
         step += 1
         if step % 25 == 0:
             logger.info("unet step %d loss %.5f", step, loss.item())
         if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
-            save_checkpoint(path, _state(unet, optimiser, ema, step))
+            extra = joint.state() if joint is not None else {}
+            save_checkpoint(path, {**_state(unet, optimiser, ema, step), **extra})
     ema.copy_to(unet)
+    if joint is not None:
+        joint.ema.copy_to(text_encoder)
     return unet.eval(), step >= stage.steps
+
+
+class _JointText:
+    """The text encoder trained with the UNet: its own AdamW, warm-up and EMA, checkpointed
+    beside the UNet's (``text_*`` keys). Starting from a frozen-encoder checkpoint is allowed:
+    the warm-up then counts from that step."""
+
+    def __init__(self, text_encoder: Any, stage: UnetStage, state: Any, step: int) -> None:
+        self.module, self.stage = text_encoder, stage
+        text_encoder.requires_grad_(True)
+        self.optimiser = torch.optim.AdamW(
+            text_encoder.parameters(), lr=stage.text_encoder_lr, weight_decay=0.01
+        )
+        if state is not None and "text_model" in state:
+            text_encoder.load_state_dict(state["text_model"])
+            self.optimiser.load_state_dict(state["text_optimiser"])
+        self.ema = EMA(text_encoder, stage.ema_decay)
+        if state is not None and "text_ema" in state:
+            self.ema.shadow = state["text_ema"]
+        self.from_step = (
+            int(state["text_from_step"]) if state and "text_from_step" in state else step
+        )
+
+    def optimise(self, optimiser: Any, unet: Any, loss: Any, step: int) -> None:
+        """One update of both models from one backward pass (each clipped to norm 1)."""
+        optimiser.zero_grad(set_to_none=True)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        optimiser.step()
+        set_warmup_lr(self.optimiser, self.stage.text_encoder_lr, 100, step - self.from_step)
+        self.optimiser.step()
+        self.ema.update(self.module, step - self.from_step)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "text_model": self.module.state_dict(),
+            "text_optimiser": self.optimiser.state_dict(),
+            "text_ema": self.ema.shadow,
+            "text_from_step": self.from_step,
+        }
 
 
 def _state(unet: Any, optimiser: Any, ema: EMA, step: int) -> dict[str, Any]:
@@ -174,12 +231,11 @@ def _state(unet: Any, optimiser: Any, ema: EMA, step: int) -> dict[str, Any]:
     }
 
 
-def _restore(path: Path, unet: Any, optimiser: Any, ema: EMA) -> int:
-    state = load_checkpoint(path)
+def _restore(state: dict[str, Any] | None, unet: Any, optimiser: Any, ema: EMA) -> int:
     if state is None:
         return 0
     unet.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     ema.shadow = state["ema"]
-    logger.info("resumed %s at step %d", path, state["step"])
+    logger.info("resumed the UNet at step %d", state["step"])
     return int(state["step"])
