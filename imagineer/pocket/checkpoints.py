@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,22 @@ def set_warmup_lr(optimiser: torch.optim.Optimizer, lr: float, warmup: int, step
         group["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
 
 
-def optimise(optimiser: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor) -> None:
-    """One update: backward, gradients clipped to norm 1 (stabilises the tiny models), step."""
-    optimiser.zero_grad(set_to_none=True)
+def optimise(
+    optimiser: torch.optim.Optimizer,
+    module: torch.nn.Module,
+    loss: torch.Tensor,
+    also: Sequence[tuple[torch.optim.Optimizer, torch.nn.Module]] = (),
+) -> None:
+    """One update: backward, gradients clipped to norm 1 (stabilises the tiny models), step.
+
+    ``also`` lists further (optimiser, module) pairs updated from the same backward pass, each
+    clipped on its own (the UNet stage's jointly trained text encoder).
+    """
+    pairs = [(optimiser, module), *also]
+    for each, _ in pairs:
+        each.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-    optimiser.step()
+    for _, part in pairs:
+        torch.nn.utils.clip_grad_norm_(part.parameters(), 1.0)
+    for each, _ in pairs:
+        each.step()

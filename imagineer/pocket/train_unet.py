@@ -203,14 +203,8 @@ class _JointText:
 
     def optimise(self, optimiser: Any, unet: Any, loss: Any, step: int) -> None:
         """One update of both models from one backward pass (each clipped to norm 1)."""
-        optimiser.zero_grad(set_to_none=True)
-        self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
-        optimiser.step()
         set_warmup_lr(self.optimiser, self.stage.text_encoder_lr, 100, step - self.from_step)
-        self.optimiser.step()
+        optimise(optimiser, unet, loss, also=[(self.optimiser, self.module)])
         self.ema.update(self.module, step - self.from_step)
 
     def state(self) -> dict[str, Any]:

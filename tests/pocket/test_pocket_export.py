@@ -6,30 +6,14 @@ import json
 from pathlib import Path
 
 import torch
+from tiny_specs import TINY_CLIP, TINY_UNET, TINY_VAE
 
 from imagineer.generators.diffusers_generator import DiffusersConfig, DiffusersGenerator
 from imagineer.pocket.convert import to_clip_text_model
 from imagineer.pocket.export import export_generator, export_scorer
-from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec, build_clip, build_unet, build_vae
+from imagineer.pocket.models import build_clip, build_unet, build_vae
 from imagineer.pocket.paths import verified
 from imagineer.scoring.clip_scorer import ClipScorer
-
-TINY_CLIP = ClipSpec(
-    embed_dim=16,
-    vision_width=32,
-    vision_layers=1,
-    vision_head_width=16,
-    text_width=32,
-    text_layers=1,
-    text_heads=2,
-)
-TINY_VAE = VaeSpec(block_out_channels=(8, 16), norm_num_groups=4)
-TINY_UNET = UnetSpec(
-    block_out_channels=(16, 32),
-    cross_attention_levels=(False, True),
-    attention_head_dim=8,
-    norm_num_groups=8,
-)
 
 
 def test_scorer_and_generator_load_and_run(tmp_path: Path) -> None:

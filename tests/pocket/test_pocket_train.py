@@ -5,22 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tiny_specs import TINY_CLIP as TINY
 
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.datasets import build_renders
-from imagineer.pocket.models import ClipSpec
 from imagineer.pocket.train_clip import ClipStage, train_clip
 from imagineer.pocket.world import load_world
-
-TINY = ClipSpec(
-    embed_dim=16,
-    vision_width=32,
-    vision_layers=1,
-    vision_head_width=16,
-    text_width=32,
-    text_layers=1,
-    text_heads=2,
-)
 
 
 def _train(run_dir: Path, steps: int, data, held_out) -> torch.nn.Module:  # type: ignore[no-untyped-def]

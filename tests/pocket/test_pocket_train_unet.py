@@ -1,5 +1,5 @@
-"""The UNet stage: a frozen text encoder stays frozen; a joint one trains, resumes exactly and
-reaches the exported generator."""
+"""The UNet stage: a frozen text encoder stays frozen; a joint one trains and resumes exactly,
+also from a frozen-encoder checkpoint."""
 
 from __future__ import annotations
 
@@ -8,25 +8,15 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_specs import TINY_CLIP, TINY_UNET
 
 from imagineer.pocket.checkpoints import Deadline, load_checkpoint
 from imagineer.pocket.convert import to_clip_text_model
 from imagineer.pocket.datasets import build_renders
-from imagineer.pocket.models import ClipSpec, UnetSpec, build_clip
+from imagineer.pocket.models import build_clip
 from imagineer.pocket.tokenizer import build_clip_tokenizer
 from imagineer.pocket.train_unet import UnetStage, train_unet
 from imagineer.pocket.world import load_world
-
-TINY_CLIP = ClipSpec(
-    embed_dim=16, vision_width=32, vision_layers=1, vision_head_width=16,
-    text_width=32, text_layers=1, text_heads=2,
-)  # fmt: skip
-TINY_UNET = UnetSpec(
-    block_out_channels=(16, 32),
-    cross_attention_levels=(False, True),
-    attention_head_dim=8,
-    norm_num_groups=8,
-)
 
 
 @pytest.fixture(scope="module")
