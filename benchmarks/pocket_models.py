@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
+
+from overhead import median_wall, timings  # this folder's timing helpers
 
 RENDER_BAR_SECONDS = 2.0
 SIZE_BAR_MB = 40.0
@@ -33,12 +34,7 @@ def weights_mb(directory: Path) -> float:
 def median_seconds(call, repeats: int) -> float:  # type: ignore[no-untyped-def]
     """Median wall time of ``repeats`` calls of ``call`` after one warm-up call."""
     call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_wall(timings(call, repeats))
 
 
 def main() -> None:
