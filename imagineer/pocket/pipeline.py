@@ -1,8 +1,10 @@
-"""The pocket training run, stage by stage: data, CLIP, VAE, UNet, export.
+"""The pocket training run, stage by stage: data, CLIP, text encoder, VAE, UNet, export.
 
 Each stage reads the products of the ones before it from the run directory, so stages can run
-in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``vae/`` (the final
-VAE with its latent scaling factor), ``latents.pt`` (the training set, encoded once), ``unet.pt``.
+in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``text_encoder/`` (the
+CLIP's text tower), ``generator_text/`` (that tower taught to carry every attribute, when the
+text stage runs), ``vae/`` (the final VAE with its latent scaling factor), ``latents.pt`` (the
+training set, encoded once), ``unet.pt``.
 """
 
 from __future__ import annotations
@@ -37,15 +39,18 @@ def run(
     # 2. The CLIP (scorer), and its text tower as the generator's text encoder.
     if "clip" in stages and not deadline.passed():
         clip_stage(config, data, held_out, world, run_dir, out, deadline)
-    # 3. The VAE.
+    # 3. The generator's text encoder: the CLIP's tower, taught to carry every attribute.
+    if "text" in stages and not deadline.passed():
+        text_stage(config, data[1], held_out[1], world, run_dir, deadline)
+    # 4. The VAE.
     if "vae" in stages and not deadline.passed():
         vae_stage(config, data[0], held_out, world, run_dir, deadline)
-    # 4. The UNet, on latents encoded once; the generator is exported when it is done.
+    # 5. The UNet, on latents encoded once; the generator is exported when it is done.
     if "unet" in stages and not deadline.passed():
         done = unet_stage(config, data, world, run_dir, deadline)
         if done:
             export(config, run_dir, out)
-    # 5. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
+    # 6. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
     #    stage's first export).
     if "export" in stages:
         export_scorer_checkpoint(config, run_dir, out)
@@ -86,6 +91,31 @@ def clip_stage(
         model = train_clip(config.clip_spec, stage, *args)
         if model is not None:
             export_scorer(model, config.clip_spec, out / "scorer")
+
+
+def text_stage(
+    config: TrainConfig,
+    scenes: list[Scene],
+    held_out: list[Scene],
+    world: World,
+    run_dir: Path,
+    deadline: Deadline,
+) -> None:
+    """Fine-tune the CLIP's text tower into the generator's text encoder (``generator_text/``)."""
+    from imagineer.pocket.train_text import train_text_encoder
+
+    out = run_dir / GENERATOR_TEXT
+    if config.text.steps == 0 or (out / "config.json").is_file():
+        return
+    if not (run_dir / "text_encoder" / "config.json").is_file():
+        logger.warning("text stage needs the clip stage first; skipping")
+        return
+    text = _load_text(run_dir / "text_encoder", run_dir)
+    text_encoder, done = train_text_encoder(
+        config.text, text, scenes, held_out, world, run_dir, config.seed, deadline
+    )
+    if done:
+        text_encoder.save_pretrained(str(out))
 
 
 def vae_stage(
@@ -138,13 +168,25 @@ def _set_aside_vae_products(run_dir: Path, trained: int) -> None:
         logger.warning("the VAE changes: set the UNet checkpoint aside as %s", stale)
 
 
-def text_encoder_and_tokenizer(run_dir: Path) -> tuple[Any, Any]:
-    """The frozen text encoder saved by the CLIP stage, and the CLIP tokenizer."""
+GENERATOR_TEXT = "generator_text"
+
+
+def generator_text_dir(config: TrainConfig, run_dir: Path) -> Path:
+    """Where the generator's text encoder is: the text stage's product, or the CLIP's tower."""
+    return run_dir / (GENERATOR_TEXT if config.text.steps > 0 else "text_encoder")
+
+
+def text_encoder_and_tokenizer(config: TrainConfig, run_dir: Path) -> tuple[Any, Any]:
+    """The generator's frozen text encoder, and the CLIP tokenizer."""
+    return _load_text(generator_text_dir(config, run_dir), run_dir)
+
+
+def _load_text(path: Path, run_dir: Path) -> tuple[Any, Any]:
     from transformers import CLIPTextModel
 
     from imagineer.pocket.tokenizer import build_clip_tokenizer
 
-    text_encoder = CLIPTextModel.from_pretrained(str(run_dir / "text_encoder")).eval()
+    text_encoder = CLIPTextModel.from_pretrained(str(path)).eval()
     text_encoder.requires_grad_(False)
     return text_encoder, build_clip_tokenizer(run_dir / "tokenizer")
 
@@ -169,14 +211,14 @@ def latents_for(run_dir: Path, images: np.ndarray) -> torch.Tensor:
 def unet_stage(
     config: TrainConfig, data: Renders, world: World, run_dir: Path, deadline: Deadline
 ) -> bool:
-    """Train the UNet (needs the CLIP and VAE stages); returns whether it is done."""
+    """Train the UNet (needs the CLIP, text and VAE stages); returns whether it is done."""
     from imagineer.pocket.train_unet import train_unet
 
-    if not (run_dir / "text_encoder").is_dir() or not (run_dir / "vae").is_dir():
-        logger.warning("unet stage needs the clip and vae stages first; skipping")
+    if not generator_text_dir(config, run_dir).is_dir() or not (run_dir / "vae").is_dir():
+        logger.warning("unet stage needs the clip, text and vae stages first; skipping")
         return False
     latents = latents_for(run_dir, data[0])
-    text = text_encoder_and_tokenizer(run_dir)
+    text = text_encoder_and_tokenizer(config, run_dir)
     _, done = train_unet(
         config.unet_spec, config.unet, latents, data[1], text, world, run_dir, config.seed, deadline
     )
@@ -211,7 +253,7 @@ def export(config: TrainConfig, run_dir: Path, out: Path) -> None:
     if state is None:
         logger.warning("no UNet checkpoint in %s yet; nothing to export", run_dir)
         return
-    text_encoder, _ = text_encoder_and_tokenizer(run_dir)
+    text_encoder, _ = text_encoder_and_tokenizer(config, run_dir)
     if "text_ema" in state:  # trained with the UNet (``text_encoder_lr``): its average ships
         for parameter, average in zip(text_encoder.parameters(), state["text_ema"], strict=True):
             parameter.data.copy_(average)

@@ -1,4 +1,5 @@
-"""Train the pocket models: ``clip`` (scorer), ``vae``, ``unet``, then ``export`` the generator.
+"""Train the pocket models: ``clip`` (scorer), ``text`` (the generator's text encoder), ``vae``,
+``unet``, then ``export`` the generator.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
 re-run of the same command continues where the last one stopped, so the ~3 hours of training can
@@ -29,12 +30,13 @@ from pydantic import BaseModel, Field
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 from imagineer.pocket.train_clip import ClipStage
+from imagineer.pocket.train_text import TextStage
 from imagineer.pocket.train_unet import UnetStage
 from imagineer.pocket.train_vae import VaeStage
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("clip", "vae", "unet", "export")
+STAGES = ("clip", "text", "vae", "unet", "export")
 RECIPE_FILE = Path(__file__).with_name("recipe.json")
 """The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
@@ -49,6 +51,7 @@ class TrainConfig(BaseModel):
     vae_spec: VaeSpec = VaeSpec()
     unet_spec: UnetSpec = UnetSpec()
     clip: ClipStage = ClipStage()
+    text: TextStage = TextStage()
     vae: VaeStage = VaeStage()
     unet: UnetStage = UnetStage()
     defaults: dict[str, Any] = Field(

@@ -105,7 +105,13 @@ def unet_loss(
 
 
 def batch_captions(
-    scenes: list[Scene], rng: np.random.Generator, world: World, stage: UnetStage
+    scenes: list[Scene],
+    rng: np.random.Generator,
+    world: World,
+    *,
+    p_full: float,
+    p_world_caption: float,
+    p_drop: float = 0.0,
 ) -> list[str]:
     """Captions for one batch: full, partial or empty (for classifier-free guidance).
 
@@ -117,10 +123,10 @@ def batch_captions(
 
     captions = []
     for scene in scenes:
-        draw, seed, full = rng.random(), int(rng.integers(2**31)), rng.random() < stage.p_full
-        if draw < stage.p_drop:
+        draw, seed, full = rng.random(), int(rng.integers(2**31)), rng.random() < p_full
+        if draw < p_drop:
             captions.append("")
-        elif rng.random() < stage.p_world_caption:
+        elif rng.random() < p_world_caption:
             captions.append(caption(scene, np.random.default_rng(seed), world, full=bool(full)))
         else:
             captions.append(describe(scene, seed, world, full=bool(full)))
@@ -157,7 +163,10 @@ def train_unet(
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=3)
         index = rng.choice(len(scenes), size=stage.batch, replace=False)
-        captions = batch_captions([scenes[i] for i in index], rng, world, stage)
+        captions = batch_captions(
+            [scenes[i] for i in index], rng, world,
+            p_full=stage.p_full, p_world_caption=stage.p_world_caption, p_drop=stage.p_drop,
+        )  # fmt: skip
         context = encode_captions(text_encoder, tokenizer, captions, grad=joint is not None)
         set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
         unet.train()
