@@ -89,10 +89,22 @@ class EMA:
             target.copy_(average)
 
 
-def set_warmup_lr(optimiser: torch.optim.Optimizer, lr: float, warmup: int, step: int) -> None:
-    """Linear learning-rate warm-up over ``warmup`` steps, then ``lr`` (every stage uses it)."""
+def set_warmup_lr(
+    optimiser: torch.optim.Optimizer,
+    lr: float,
+    warmup: int,
+    step: int,
+    *,
+    steps: int | None = None,
+    cooldown: int = 0,
+) -> None:
+    """Linear learning-rate warm-up over ``warmup`` steps, then ``lr`` (every stage uses it);
+    with ``cooldown``, a linear decay to zero over the last ``cooldown`` of ``steps``."""
+    factor = min(1.0, (step + 1) / max(1, warmup))
+    if cooldown > 0 and steps is not None:
+        factor *= min(1.0, max(0, steps - step) / cooldown)
     for group in optimiser.param_groups:
-        group["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
+        group["lr"] = lr * factor
 
 
 def optimise(

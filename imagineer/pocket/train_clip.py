@@ -51,6 +51,9 @@ class ClipStage(BaseModel):
     text_encoder_step: int | None = Field(
         None, ge=1, description="Step whose text tower conditions the generator (None: last)."
     )
+    cooldown: int = Field(
+        0, ge=0, description="Decay the lr linearly to zero over the last this many steps."
+    )
     save_every: int = Field(150, ge=1)
     eval_every: int = Field(250, ge=1)
 
@@ -192,7 +195,9 @@ def train_clip(
         tokens = tokenizer(positives + [t for own in negatives for t in own])
         owners = [i for i, own in enumerate(negatives) for _ in own]
         hard = stage.hard_weight if step >= stage.hard_from_step else 0.0
-        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
+        set_warmup_lr(
+            optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.cooldown
+        )
         model.train()
         loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, owners, hard)
         optimise(optimiser, model, loss)

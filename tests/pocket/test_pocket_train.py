@@ -36,3 +36,16 @@ def test_deadline_stops_at_a_checkpoint(tmp_path: Path) -> None:
     stage = ClipStage(steps=50, batch=4, negatives=1, save_every=100, eval_every=100)
     model = train_clip(TINY, stage, data, held_out, world, tmp_path, 0, Deadline(0))
     assert model is None and not (tmp_path / "clip.pt").exists()  # nothing ran, nothing saved
+
+
+def test_learning_rate_warms_up_holds_and_cools_down_to_zero() -> None:
+    from imagineer.pocket.checkpoints import set_warmup_lr
+
+    optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+
+    def lr(step: int, cooldown: int) -> float:
+        set_warmup_lr(optimiser, 1.0, 10, step, steps=100, cooldown=cooldown)
+        return float(optimiser.param_groups[0]["lr"])
+
+    assert [lr(s, 0) for s in (0, 4, 9, 50, 99)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    assert [lr(s, 20) for s in (50, 80, 90, 99)] == [1.0, 1.0, 0.5, 0.05]
