@@ -121,31 +121,48 @@ def main() -> None:
     n, best_of = (48, 8) if args.quick else (args.n, args.best_of)
     result: dict[str, object] = {}
     if "scorer" in args.only:
-        result["scorer_swap_rank"] = evaluate_scorer(args.models, n, args.seed, world)
+        scorer = evaluate_scorer(args.models, n, args.seed, world)
+        result["scorer_swap_rank"] = scorer["swap_rank"]
+        result["scorer_pairwise"] = scorer["pairwise"]
     if "generator" in args.only:
         result.update(evaluate_generator(args.models, n, best_of, args.seed, world))
     print(json.dumps(result))
 
 
-def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> float:
-    """Share of ground-truth scenes whose full caption the scorer ranks above 10 swaps of it."""
+def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> dict[str, object]:
+    """How well the scorer reads ground-truth scenes.
+
+    ``swap_rank``: the share of scenes whose full caption it ranks above 10 one-attribute swaps
+    of it (the bar). ``pairwise``: per kind of swap, the share of scenes whose caption it ranks
+    above that one swap, i.e. which attributes it sees.
+    """
     from PIL import Image
 
-    from imagineer.pocket.datasets import build_renders
+    from imagineer.pocket.datasets import SWAP_KINDS, build_renders, describe, swap
     from imagineer.pocket.train_clip import swapped_captions
     from imagineer.scoring.clip_scorer import ClipScorer
 
     scorer = ClipScorer(str(models / "scorer"))
     images, scenes = build_renders(n, seed, world, p_single=0.5)
     features = scorer.embed_images([Image.fromarray(image) for image in images])
-    rng = np.random.default_rng(seed)
+    rng, pair_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     hits = 0
+    pairs: dict[str, list[bool]] = {kind: [] for kind in SWAP_KINDS}
     for feature, scene in zip(features, scenes, strict=True):
-        texts = swapped_captions(scene, int(rng.integers(2**31)), rng, world, 10)
+        caption_seed = int(rng.integers(2**31))
+        texts = swapped_captions(scene, caption_seed, rng, world, 10)
         values = scorer.embed_texts(texts) @ feature
         hits += int(values[0] > values[1:].max())
-    return hits / n
-
+        for kind in SWAP_KINDS:
+            other = swap(scene, kind, pair_rng, world)
+            text = describe(other, caption_seed, world, True) if other is not None else texts[0]
+            if text != texts[0]:
+                pair = scorer.embed_texts([texts[0], text]) @ feature
+                pairs[kind].append(bool(pair[0] > pair[1]))
+    return {
+        "swap_rank": hits / n,
+        "pairwise": {kind: round(float(np.mean(v)), 3) for kind, v in pairs.items() if v},
+    }
 
 if __name__ == "__main__":
     main()

@@ -58,3 +58,17 @@ def test_export_stage_writes_the_scorer_from_the_latest_clip_checkpoint(tmp_path
     with torch.inference_mode():
         expected = torch.nn.functional.normalize(clip.encode_text(tokens), dim=-1)
     assert torch.allclose(torch.as_tensor(scorer.embed_texts(texts)), expected, atol=2e-2)
+
+
+def test_scorer_evaluation_reports_rank_and_per_kind_pairs(tmp_path: Path) -> None:
+    from imagineer.pocket.datasets import SWAP_KINDS
+    from imagineer.pocket.evaluate import evaluate_scorer
+    from imagineer.pocket.world import load_world
+
+    torch.manual_seed(2)
+    export_scorer(build_clip(TINY_CLIP).eval(), TINY_CLIP, tmp_path / "scorer")
+    report = evaluate_scorer(tmp_path, 6, 0, load_world())
+    assert report["swap_rank"] in {i / 6 for i in range(7)}
+    pairwise = report["pairwise"]
+    assert {"colour", "shape", "lighting", "style"} <= set(pairwise) <= set(SWAP_KINDS)
+    assert all(0.0 <= value <= 1.0 for value in pairwise.values())
