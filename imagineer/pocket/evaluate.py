@@ -164,5 +164,6 @@ def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> dict[str, 
         "pairwise": {kind: round(float(np.mean(v)), 3) for kind, v in pairs.items() if v},
     }
 
+
 if __name__ == "__main__":
     main()
