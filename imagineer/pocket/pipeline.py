@@ -225,6 +225,45 @@ def unet_stage(
     return done
 
 
+REUSED_FILE = "reused.json"
+
+
+def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
+    """Seed a new run with the CLIP-tower text encoder and VAE of an exported generator.
+
+    For a recipe that changes only the text or UNet stages: the CLIP and VAE stages' products
+    are taken from a generator this recipe's earlier stages made (e.g. the bundled one), upcast
+    to fp32, and recorded in ``reused.json`` with the generator's manifest hash, so the run says
+    where they came from. The CLIP stage's own checkpoint is not part of an export, so the
+    scorer is not retrained by such a run (``--stages`` should leave out ``clip`` and ``vae``).
+    """
+    import hashlib
+    import json
+
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel
+
+    if (run_dir / REUSED_FILE).is_file():
+        logger.info("resuming a run seeded by %s", run_dir / REUSED_FILE)
+        return
+    if (run_dir / "text_encoder").exists() or (run_dir / "vae").exists():
+        raise FileExistsError(f"{run_dir} already has a text encoder or VAE; not reusing")
+    manifest = generator / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{generator} is not an exported pocket generator (no manifest)")
+    text = CLIPTextModel.from_pretrained(str(generator / "text_encoder"), torch_dtype=torch.float32)
+    text.save_pretrained(str(run_dir / "text_encoder"))
+    vae = AutoencoderKL.from_pretrained(str(generator / "vae"), torch_dtype=torch.float32)
+    vae.save_pretrained(str(run_dir / "vae"))
+    record = {
+        "generator": str(generator),
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "parts": ["text_encoder", "vae"],
+    }
+    (run_dir / REUSED_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    logger.info("reused the text encoder and VAE of %s", generator)
+
+
 def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
     """Write the scorer from the CLIP stage's latest checkpoint, wherever that stage stopped."""
     from imagineer.pocket.checkpoints import load_checkpoint

@@ -104,6 +104,13 @@ def main() -> None:
         default=RECIPE_FILE,
         help="The recipe of a new run (default: the one that made the bundled models).",
     )
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="Seed a new run with this exported generator's text encoder and VAE "
+        "(for recipes that change only the text or UNet stages).",
+    )
     for stage in ("clip", "vae", "unet"):
         parser.add_argument(
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
@@ -120,8 +127,10 @@ def main() -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
-    from imagineer.pocket.pipeline import run
+    from imagineer.pocket.pipeline import reuse_generator_parts, run
 
+    if args.reuse is not None:
+        reuse_generator_parts(args.reuse, args.run_dir)
     run(config, stages, args.run_dir, args.out, Deadline(args.minutes))
 
 

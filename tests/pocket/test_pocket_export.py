@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_specs import TINY_CLIP, TINY_UNET, TINY_VAE
 
@@ -72,3 +73,37 @@ def test_scorer_evaluation_reports_rank_and_per_kind_pairs(tmp_path: Path) -> No
     pairwise = report["pairwise"]
     assert {"colour", "shape", "lighting", "style"} <= set(pairwise) <= set(SWAP_KINDS)
     assert all(0.0 <= value <= 1.0 for value in pairwise.values())
+
+
+def test_a_run_reuses_an_exported_generators_text_encoder_and_vae(tmp_path: Path) -> None:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel
+
+    from imagineer.pocket.pipeline import reuse_generator_parts
+
+    torch.manual_seed(0)
+    clip = build_clip(TINY_CLIP).eval()
+    vae = build_vae(TINY_VAE).eval()
+    unet = build_unet(TINY_UNET, TINY_CLIP.text_width, sample_size=32).eval()
+    defaults = {"steps": 2, "guidance": 3.0, "scheduler": "euler"}
+    generator = tmp_path / "generator"
+    export_generator(to_clip_text_model(clip), vae, unet, generator, defaults)
+
+    run_dir = tmp_path / "run"
+    reuse_generator_parts(generator, run_dir)
+    record = json.loads((run_dir / "reused.json").read_text())
+    assert record["parts"] == ["text_encoder", "vae"] and len(record["manifest_sha256"]) == 64
+    text = CLIPTextModel.from_pretrained(str(run_dir / "text_encoder"))
+    assert text.dtype == torch.float32  # upcast for training, not the export's fp16
+    exported = CLIPTextModel.from_pretrained(str(generator / "text_encoder"))
+    for (name, a), b in zip(text.state_dict().items(), exported.state_dict().values(), strict=True):
+        assert torch.equal(a, b.float()), name
+    reused_vae = AutoencoderKL.from_pretrained(str(run_dir / "vae"))
+    assert reused_vae.config.scaling_factor == vae.config.scaling_factor
+
+    reuse_generator_parts(generator, run_dir)  # a resumed run: already seeded, nothing changes
+    (run_dir / "reused.json").unlink()
+    with pytest.raises(FileExistsError):  # never overwrite a run's own products
+        reuse_generator_parts(generator, run_dir)
+    with pytest.raises(FileNotFoundError, match="not an exported pocket generator"):
+        reuse_generator_parts(tmp_path / "nowhere", tmp_path / "other")
