@@ -1,10 +1,10 @@
-"""The pocket training run, stage by stage: data, CLIP, text encoder, VAE, UNet, export.
+"""The pocket training run, stage by stage: data, CLIP, text encoder, VAE, decoder, UNet, export.
 
 Each stage reads the products of the ones before it from the run directory, so stages can run
 in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``text_encoder/`` (the
 CLIP's text tower), ``generator_text/`` (that tower taught to carry every attribute, when the
-text stage runs), ``vae/`` (the final VAE with its latent scaling factor), ``latents.pt`` (the
-training set, encoded once), ``unet.pt``.
+text stage runs), ``vae/`` (the final VAE with its latent scaling factor; its decoder replaced by
+the decoder stage's, when that runs), ``latents.pt`` (the training set, encoded once), ``unet.pt``.
 """
 
 from __future__ import annotations
@@ -45,12 +45,15 @@ def run(
     # 4. The VAE.
     if "vae" in stages and not deadline.passed():
         vae_stage(config, data[0], held_out, world, run_dir, deadline)
-    # 5. The UNet, on latents encoded once; the generator is exported when it is done.
+    # 5. The VAE's decoder, sharpened with the encoder (the UNet's latent space) frozen.
+    if "decoder" in stages and not deadline.passed():
+        decoder_stage(config, data[0], held_out, world, run_dir, deadline)
+    # 6. The UNet, on latents encoded once; the generator is exported when it is done.
     if "unet" in stages and not deadline.passed():
         done = unet_stage(config, data, world, run_dir, deadline)
         if done:
             export(config, run_dir, out)
-    # 6. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
+    # 7. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
     #    stage's first export).
     if "export" in stages:
         export_scorer_checkpoint(config, run_dir, out)
@@ -156,12 +159,43 @@ def vae_stage(
     vae.save_pretrained(str(vae_dir))
 
 
+def decoder_stage(
+    config: TrainConfig,
+    images: np.ndarray,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    deadline: Deadline,
+) -> None:
+    """Sharpen the VAE's decoder; when done, ``vae/`` holds the new decoder (same encoder)."""
+    from diffusers import AutoencoderKL
+
+    from imagineer.pocket.checkpoints import load_checkpoint
+    from imagineer.pocket.train_vae import train_decoder
+
+    stage = config.decoder
+    if stage.steps == 0:
+        return
+    if not (run_dir / "vae" / "config.json").is_file():
+        logger.warning("decoder stage needs the vae stage first; skipping")
+        return
+    state = load_checkpoint(run_dir / "decoder.pt")
+    if state is not None and int(state["step"]) >= stage.steps:
+        logger.info("decoder stage already done (%d steps)", int(state["step"]))
+        return
+    vae = AutoencoderKL.from_pretrained(str(run_dir / "vae"))
+    vae, done = train_decoder(vae, stage, images, held_out, world, run_dir, config.seed, deadline)
+    if done:
+        vae.save_pretrained(str(run_dir / "vae"))
+
+
 def _set_aside_vae_products(run_dir: Path, trained: int) -> None:
     """Forget the products of a VAE that is about to be trained further."""
     import shutil
 
     shutil.rmtree(run_dir / "vae")
     (run_dir / "latents.pt").unlink(missing_ok=True)
+    (run_dir / "decoder.pt").unlink(missing_ok=True)
     if (run_dir / "unet.pt").is_file():
         stale = run_dir / f"unet-on-vae-step{trained}.pt"
         (run_dir / "unet.pt").replace(stale)

@@ -1,5 +1,5 @@
 """Train the pocket models: ``clip`` (scorer), ``text`` (the generator's text encoder), ``vae``,
-``unet``, then ``export`` the generator.
+``decoder`` (the VAE's decoder sharpened, encoder frozen), ``unet``, then ``export`` the generator.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
 re-run of the same command continues where the last one stopped, so the ~3 hours of training can
@@ -32,11 +32,11 @@ from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 from imagineer.pocket.train_clip import ClipStage
 from imagineer.pocket.train_text import TextStage
 from imagineer.pocket.train_unet import UnetStage
-from imagineer.pocket.train_vae import VaeStage
+from imagineer.pocket.train_vae import DecoderStage, VaeStage
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("clip", "text", "vae", "unet", "export")
+STAGES = ("clip", "text", "vae", "decoder", "unet", "export")
 RECIPE_FILE = Path(__file__).with_name("recipe.json")
 """The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
@@ -53,6 +53,7 @@ class TrainConfig(BaseModel):
     clip: ClipStage = ClipStage()
     text: TextStage = TextStage()
     vae: VaeStage = VaeStage()
+    decoder: DecoderStage = DecoderStage()
     unet: UnetStage = UnetStage()
     defaults: dict[str, Any] = Field(
         default_factory=lambda: {"steps": 20, "guidance": 4.0, "scheduler": "euler"},
@@ -80,7 +81,7 @@ def set_steps(config: TrainConfig, args: argparse.Namespace, run_dir: Path) -> N
     simply counts as done.
     """
     changed = False
-    for stage in ("clip", "vae", "unet"):
+    for stage in ("clip", "vae", "decoder", "unet"):
         steps = getattr(args, f"{stage}_steps")
         if steps is not None and steps != getattr(config, stage).steps:
             logger.info("%s stage: %d steps (was %d)", stage, steps, getattr(config, stage).steps)
@@ -111,7 +112,7 @@ def main() -> None:
         help="Seed a new run with this exported generator's text encoder and VAE "
         "(for recipes that change only the text or UNet stages).",
     )
-    for stage in ("clip", "vae", "unet"):
+    for stage in ("clip", "vae", "decoder", "unet"):
         parser.add_argument(
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
         )

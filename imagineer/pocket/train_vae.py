@@ -51,6 +51,24 @@ class VaeStage(BaseModel):
     eval_every: int = Field(500, ge=1)
 
 
+class DecoderStage(BaseModel):
+    """Knobs of the decoder stage: the VAE's decoder sharpened with its encoder frozen.
+
+    The encoder, hence the latent space the UNet learns, does not change, so this stage can run
+    before or after the UNet's. ``steps`` 0 skips it.
+    """
+
+    steps: int = Field(0, ge=0)
+    batch: int = Field(16, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    warmup: int = Field(20, ge=0)
+    l1_weight: float = Field(1.0, ge=0)
+    edge_weight: float = Field(2.0, ge=0, description="L1 between image gradients.")
+    texture_weight: float = Field(10.0, ge=0, description="Match of local high-pass spread.")
+    save_every: int = Field(50, ge=1)
+    eval_every: int = Field(200, ge=1)
+
+
 def pixels_to_vae(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the range SD's VAEs use."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -100,6 +118,65 @@ def vae_loss(
     if step >= stage.edge_from_step:
         loss = loss + stage.edge_weight * edge_loss(out, x)
     return loss + stage.texture_weight * texture + stage.kl_weight * posterior.kl().mean()
+
+
+def decoder_loss(vae: Any, x: torch.Tensor, stage: DecoderStage) -> Any:
+    """Reconstruction (MSE + L1 + edges + texture) of the frozen encoder's posterior means."""
+    with torch.no_grad():
+        latents = vae.encode(x).latent_dist.mean
+    out = vae.decode(latents).sample
+    texture = F.mse_loss(local_texture(out), local_texture(x))
+    return (
+        F.mse_loss(out, x)
+        + stage.l1_weight * F.l1_loss(out, x)
+        + stage.edge_weight * edge_loss(out, x)
+        + stage.texture_weight * texture
+    )
+
+
+def train_decoder(
+    vae: Any,
+    stage: DecoderStage,
+    images: np.ndarray,
+    held_out: tuple[np.ndarray, list[Scene]],
+    world: World,
+    run_dir: Path,
+    seed: int,
+    deadline: Deadline,
+) -> tuple[Any, bool]:
+    """Fine-tune (or resume fine-tuning) ``vae``'s decoder; its encoder stays as it is.
+
+    Returns:
+        The VAE and whether ``stage.steps`` are done.
+    """
+    from imagineer.pocket.evaluate import judge_accuracy
+
+    vae.requires_grad_(False)
+    trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(trained, lr=stage.lr, weight_decay=0.0)
+    path = run_dir / "decoder.pt"
+    step = _restore(path, vae, optimiser)
+    while step < stage.steps and not deadline.passed():
+        rng = step_rng(seed, step, stream=5)
+        index = rng.choice(len(images), size=stage.batch, replace=False)
+        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
+        vae.decoder.train()
+        loss = decoder_loss(vae, pixels_to_vae(images[index]), stage)
+        optimise(optimiser, vae, loss)
+        step += 1
+        if step % 25 == 0:
+            logger.info("decoder step %d loss %.5f", step, loss.item())
+        if step % stage.eval_every == 0 or step == stage.steps:
+            vae.eval()
+            report = judge_accuracy(round_trip(vae, held_out[0]), held_out[1], world)
+            logger.info("decoder step %d round-trip judge %s", step, _fmt(report))
+        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
+            state = {"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
+            save_checkpoint(path, state)
+    vae.requires_grad_(False)
+    return vae.eval(), step >= stage.steps
 
 
 @torch.inference_mode()
