@@ -268,8 +268,8 @@ def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
     For a recipe that changes only the text or UNet stages: the CLIP and VAE stages' products
     are taken from a generator this recipe's earlier stages made (e.g. the bundled one), upcast
     to fp32, and recorded in ``reused.json`` with the generator's manifest hash, so the run says
-    where they came from. The CLIP stage's own checkpoint is not part of an export, so the
-    scorer is not retrained by such a run (``--stages`` should leave out ``clip`` and ``vae``).
+    where they came from. Leave ``vae`` out of such a run's ``--stages``; ``clip`` may stay: it
+    trains the scorer from step 0 and keeps the reused tower as the generator's (session 4).
     """
     import hashlib
     import json
