@@ -113,11 +113,19 @@ def vae_loss(
     if stage.sample_posterior:
         latents = latents + posterior.std * torch.randn(latents.shape, generator=generator)
     out = vae.decode(latents).sample
-    texture = F.mse_loss(local_texture(out), local_texture(x))
-    loss = F.mse_loss(out, x) + stage.l1_weight * F.l1_loss(out, x)
-    if step >= stage.edge_from_step:
-        loss = loss + stage.edge_weight * edge_loss(out, x)
-    return loss + stage.texture_weight * texture + stage.kl_weight * posterior.kl().mean()
+    edge_weight = stage.edge_weight if step >= stage.edge_from_step else 0.0
+    loss = reconstruction_loss(out, x, stage.l1_weight, edge_weight, stage.texture_weight)
+    return loss + stage.kl_weight * posterior.kl().mean()
+
+
+def reconstruction_loss(
+    out: torch.Tensor, x: torch.Tensor, l1_weight: float, edge_weight: float, texture_weight: float
+) -> Any:
+    """MSE + L1 + edges + texture: what both the VAE and the decoder stage minimise."""
+    loss = F.mse_loss(out, x) + l1_weight * F.l1_loss(out, x)
+    if edge_weight:
+        loss = loss + edge_weight * edge_loss(out, x)
+    return loss + texture_weight * F.mse_loss(local_texture(out), local_texture(x))
 
 
 def decoder_loss(vae: Any, x: torch.Tensor, stage: DecoderStage) -> Any:
@@ -125,13 +133,7 @@ def decoder_loss(vae: Any, x: torch.Tensor, stage: DecoderStage) -> Any:
     with torch.no_grad():
         latents = vae.encode(x).latent_dist.mean
     out = vae.decode(latents).sample
-    texture = F.mse_loss(local_texture(out), local_texture(x))
-    return (
-        F.mse_loss(out, x)
-        + stage.l1_weight * F.l1_loss(out, x)
-        + stage.edge_weight * edge_loss(out, x)
-        + stage.texture_weight * texture
-    )
+    return reconstruction_loss(out, x, stage.l1_weight, stage.edge_weight, stage.texture_weight)
 
 
 def train_decoder(
@@ -149,8 +151,6 @@ def train_decoder(
     Returns:
         The VAE and whether ``stage.steps`` are done.
     """
-    from imagineer.pocket.evaluate import judge_accuracy
-
     vae.requires_grad_(False)
     trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     for parameter in trained:
@@ -166,15 +166,9 @@ def train_decoder(
         loss = decoder_loss(vae, pixels_to_vae(images[index]), stage)
         optimise(optimiser, vae, loss)
         step += 1
-        if step % 25 == 0:
-            logger.info("decoder step %d loss %.5f", step, loss.item())
-        if step % stage.eval_every == 0 or step == stage.steps:
-            vae.eval()
-            report = judge_accuracy(round_trip(vae, held_out[0]), held_out[1], world)
-            logger.info("decoder step %d round-trip judge %s", step, _fmt(report))
-        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
-            state = {"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
-            save_checkpoint(path, state)
+        _log_evaluate_save(
+            "decoder", step, loss, stage, vae, optimiser, held_out, world, path, deadline
+        )
     vae.requires_grad_(False)
     return vae.eval(), step >= stage.steps
 
@@ -200,8 +194,6 @@ def train_vae(
     deadline: Deadline,
 ) -> Any:
     """Train (or resume) the VAE stage; returns the VAE when ``stage.steps`` are done."""
-    from imagineer.pocket.evaluate import judge_accuracy
-
     torch.manual_seed(seed + 1)
     vae = build_vae(spec)
     optimiser = torch.optim.AdamW(vae.parameters(), lr=stage.lr, weight_decay=0.0)
@@ -216,16 +208,36 @@ def train_vae(
         loss = vae_loss(vae, pixels_to_vae(images[index]), stage, generator, step)
         optimise(optimiser, vae, loss)
         step += 1
-        if step % 25 == 0:
-            logger.info("vae step %d loss %.5f", step, loss.item())
-        if step % stage.eval_every == 0 or step == stage.steps:
-            vae.eval()
-            report = judge_accuracy(round_trip(vae, held_out[0]), held_out[1], world)
-            logger.info("vae step %d round-trip judge %s", step, _fmt(report))
-        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
-            state = {"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
-            save_checkpoint(path, state)
+        _log_evaluate_save(
+            "vae", step, loss, stage, vae, optimiser, held_out, world, path, deadline
+        )
     return vae.eval() if step >= stage.steps else None
+
+
+def _log_evaluate_save(
+    name: str,
+    step: int,
+    loss: torch.Tensor,
+    stage: VaeStage | DecoderStage,
+    vae: Any,
+    optimiser: Any,
+    held_out: tuple[np.ndarray, list[Scene]],
+    world: World,
+    path: Path,
+    deadline: Deadline,
+) -> None:
+    """After a VAE or decoder step: log the loss, judge held-out round trips, checkpoint."""
+    from imagineer.pocket.evaluate import judge_accuracy
+
+    if step % 25 == 0:
+        logger.info("%s step %d loss %.5f", name, step, loss.item())
+    if step % stage.eval_every == 0 or step == stage.steps:
+        vae.eval()
+        report = judge_accuracy(round_trip(vae, held_out[0]), held_out[1], world)
+        logger.info("%s step %d round-trip judge %s", name, step, _fmt(report))
+    if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
+        state = {"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
+        save_checkpoint(path, state)
 
 
 def _fmt(report: dict[str, float]) -> str:
