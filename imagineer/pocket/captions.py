@@ -2,8 +2,8 @@
 
 Captions teach the pocket text encoder and diffusion model how people describe images, so they
 vary the way people do: synonyms ("big", "violet", "line drawing"), word order, grouped counts
-("two red circles"), relative positions ("a star to the left of a heart") and tag-style extras
-("sunset lighting, pixel art, grainy").
+("two red circles", "3 stars"), relative positions ("a star to the left of a heart"), pairs
+("a circle next to a star") and tag-style extras ("sunset lighting, pixel art, grainy").
 
 Two kinds of caption:
     full=True   every attribute is stated, including "no defects" (as a quality phrase), so a
@@ -86,6 +86,8 @@ def _subject(scene: Scene, rng: np.random.Generator, world: World, full: bool) -
         relative = _relative(objects[0], objects[1], rng, world)
         if relative is not None:
             return relative
+    if not full and len(objects) == 2 and world.pair_phrases and rng.random() < params.p_pair:
+        return _pair(objects[0], objects[1], rng, world)
     phrases = [_object_phrase(obj, rng, world, full, with_position=True) for obj in objects]
     return _join(phrases)
 
@@ -142,6 +144,15 @@ def _relative(a: SceneObject, b: SceneObject, rng: np.random.Generator, world: W
     first = _object_phrase(a, rng, world, full=False, with_position=False)
     second = _object_phrase(b, rng, world, full=False, with_position=False)
     return f"{first} {_pick(rng, world.relation_phrases[relation], world)} {second}"
+
+
+def _pair(a: SceneObject, b: SceneObject, rng: np.random.Generator, world: World) -> str:
+    """'a red circle next to a blue square': two objects named together, places left out."""
+    phrases = list(world.pair_phrases.values())
+    template = phrases[int(rng.integers(len(phrases)))]
+    first = _object_phrase(a, rng, world, full=False, with_position=False)
+    second = _object_phrase(b, rng, world, full=False, with_position=False)
+    return template.format(a=first, b=second)
 
 
 def _extras(scene: Scene, rng: np.random.Generator, world: World, full: bool) -> str:

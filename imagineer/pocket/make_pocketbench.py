@@ -102,7 +102,7 @@ def _single_object(rng: Rng, world: World) -> Idea:
 
 def _two_objects(rng: Rng, world: World) -> Idea:
     first, second = rng.choice(world.names("shape"), size=2, replace=False).tolist()
-    template = _one(rng, ["{a} and {b}", "{a} next to {b}", "{a} with {b}", "{a} and {b} together"])
+    template = world.pair_phrases[_one(rng, ["and", "next_to", "with", "together"])]
     idea = template.format(a=_a(first), b=_a(second))
     return idea, Requirement(objects=(ObjectSpec(shape=first), ObjectSpec(shape=second)))
 
@@ -110,7 +110,7 @@ def _two_objects(rng: Rng, world: World) -> Idea:
 def _counting(rng: Rng, world: World) -> Idea:
     shape = _one(rng, world.names("shape"))
     n = int(rng.integers(2, world.max_objects + 1))
-    word = _one(rng, {2: ["two", "2", "a pair of", "exactly two"], 3: ["three", "3"]}[n])
+    word = _one(rng, world.count_words[str(n)])
     idea = f"{word} {_plural(shape)}"
     objects = tuple(ObjectSpec(shape=shape) for _ in range(n))
     return idea, Requirement(objects=objects, count=n)
@@ -146,7 +146,8 @@ def _colour_binding(rng: Rng, world: World) -> Idea:
     shapes = rng.choice(world.names("shape"), size=2, replace=False).tolist()
     colours = rng.choice(world.names("colour"), size=2, replace=False).tolist()
     a, b = (f"{_word(rng, world, 'colour', c)} {s}" for c, s in zip(colours, shapes, strict=True))
-    idea = _one(rng, ["{a} and {b}", "{a} next to {b}", "{a} beside {b}"]).format(a=_a(a), b=_a(b))
+    template = world.pair_phrases[_one(rng, ["and", "next_to", "beside"])]
+    idea = template.format(a=_a(a), b=_a(b))
     return idea, Requirement(
         objects=tuple(ObjectSpec(shape=s, colour=c) for c, s in zip(colours, shapes, strict=True))
     )

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
+from imagineer.pocket.captions import caption
 from imagineer.pocket.checkpoints import (
     Deadline,
     load_checkpoint,
@@ -46,6 +47,12 @@ class ClipStage(BaseModel):
     warmup: int = Field(100, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     p_full: float = Field(0.6, ge=0, le=1, description="Share of fully specified captions.")
+    p_world_caption: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of captions from captions.caption (the UNet's mix), not describe.",
+    )
     hard_weight: float = Field(1.0, ge=0, description="Weight of the own-negatives-only term.")
     hard_from_step: int = Field(0, ge=0, description="First step with the own-negatives term.")
     text_encoder_step: int | None = Field(
@@ -69,22 +76,36 @@ def pixels_to_clip(images: np.ndarray) -> torch.Tensor:
 def caption_batch(
     scenes: list[Scene], rng: np.random.Generator, world: World, stage: ClipStage
 ) -> tuple[list[str], list[list[str]]]:
-    """Each scene's caption and its hard negatives (same seed, one attribute swapped)."""
+    """Each scene's caption and its hard negatives (same seed, one attribute swapped).
+
+    A share ``stage.p_world_caption`` of captions comes from the world's captioner, the wording
+    users and PocketBench write ("a star next to a heart", "3 stars", "a star left of a heart"),
+    the rest from ``describe``; a scene's negatives are always worded by the same captioner and
+    seed as its caption.
+    """
     positives, negatives = [], []
     for scene in scenes:
         seed, full = int(rng.integers(2**31)), bool(rng.random() < stage.p_full)
-        text = describe(scene, seed, world, full)
+        worded = bool(rng.random() < stage.p_world_caption)
+        text = _describe(scene, seed, world, full, worded)
         own: list[str] = []
         for kind in rng.permutation(SWAP_KINDS):
             if len(own) == stage.negatives:
                 break
             other = swap(scene, str(kind), rng, world)
-            other_text = describe(other, seed, world, full) if other is not None else text
+            other_text = _describe(other, seed, world, full, worded) if other is not None else text
             if other_text != text and other_text not in own:
                 own.append(other_text)
         positives.append(text)
         negatives.append(own)
     return positives, negatives
+
+
+def _describe(scene: Scene, seed: int, world: World, full: bool, worded: bool) -> str:
+    """``captions.caption`` when ``worded``, else ``describe``; both fixed by ``seed``."""
+    if worded:
+        return caption(scene, np.random.default_rng(seed), world, full=full)
+    return describe(scene, seed, world, full)
 
 
 def contrastive_loss(

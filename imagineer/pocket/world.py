@@ -134,6 +134,9 @@ class CaptionParams(BaseModel):
     p_colour: float
     p_position: float
     p_relative: float
+    p_pair: float = Field(
+        0, ge=0, le=1, description="Chance that two objects are joined by a pair phrase."
+    )
     p_group: float
     p_lighting: float
     p_style: float
@@ -168,6 +171,9 @@ class World(BaseModel):
     quality_phrases: list[str]
     count_words: dict[str, list[str]]
     relation_phrases: dict[str, list[str]]
+    pair_phrases: dict[str, str] = Field(
+        default_factory=dict, description="Ways to name two things at once: '{a} next to {b}'."
+    )
     render: RenderParams
     sampling: SamplingParams
     captions: CaptionParams
@@ -301,6 +307,9 @@ def _check_world(world: World) -> None:
         lit = "{lighting}" in template.text or "{adverbial}" in template.text
         if not lit or any(slot not in template.text for slot in slots):
             raise InvalidInput(f"caption template {template.text!r} lacks a slot")
+    for name, phrase in world.pair_phrases.items():
+        if phrase.count("{a}") != 1 or phrase.count("{b}") != 1:
+            raise InvalidInput(f"pair phrase {name!r} must hold {{a}} and {{b}} once: {phrase!r}")
 
 
 @functools.lru_cache(maxsize=64)

@@ -113,3 +113,17 @@ def test_captions_are_short_and_reproducible() -> None:
     assert longest < 60
     scene = _scenes()[0]
     assert caption(scene, np.random.default_rng(9)) == caption(scene, np.random.default_rng(9))
+
+
+def test_partial_captions_use_the_wording_users_type() -> None:
+    """Pairs ("next to", "beside", "together") and numerals ("2 stars") come from the world file,
+    the same source PocketBench's ideas are written from."""
+    world = load_world()
+    rng = np.random.default_rng(5)
+    texts = [caption(scene, rng) for scene in _scenes() for _ in range(3)]
+    for name, phrase in world.pair_phrases.items():
+        joiner = phrase.replace("{a}", "").replace("{b}", "").strip()
+        if name != "and":
+            assert any(f" {joiner} " in f" {t} " for t in texts), joiner
+    numerals = [w for words in world.count_words.values() for w in words if w.isdigit()]
+    assert numerals and any(re.match(rf"({'|'.join(numerals)}) ", t) for t in texts)

@@ -49,3 +49,38 @@ def test_learning_rate_warms_up_holds_and_cools_down_to_zero() -> None:
 
     assert [lr(s, 0) for s in (0, 4, 9, 50, 99)] == [0.1, 0.5, 1.0, 1.0, 1.0]
     assert [lr(s, 20) for s in (50, 80, 90, 99)] == [1.0, 1.0, 0.5, 0.05]
+
+
+def test_clip_captions_mix_in_the_world_captioner_and_negatives_are_worded_alike() -> None:
+    import numpy as np
+
+    from imagineer.pocket.datasets import training_scene
+    from imagineer.pocket.train_clip import caption_batch
+
+    world = load_world()
+    scene_rng = np.random.default_rng(0)
+    scenes = [training_scene(scene_rng, world) for _ in range(200)]
+    # Only captions.caption joins two objects by a relation or a pair phrase; describe never does.
+    # (One-word joiners such as "under" also occur in lighting phrases: "under studio lights".)
+    phrases = [p for ps in world.relation_phrases.values() for p in ps] + [
+        p.replace("{a}", "").replace("{b}", "").strip() for p in world.pair_phrases.values()
+    ]
+    joiners = [p for p in phrases if " " in p]
+    assert len(joiners) >= 4
+
+    def joined(texts: list[str]) -> int:
+        return sum(any(f" {j} " in f" {t} " for j in joiners) for t in texts)
+
+    def batch(p_world_caption: float) -> tuple[list[str], list[list[str]]]:
+        stage = ClipStage(p_world_caption=p_world_caption, negatives=3, p_full=0.0)
+        return caption_batch(scenes, np.random.default_rng(1), world, stage)
+
+    plain, plain_negatives = batch(0.0)
+    worded, worded_negatives = batch(1.0)
+    assert joined(plain) == 0 and joined([t for own in plain_negatives for t in own]) == 0
+    assert joined(worded) >= 5
+    # A colour or style swap keeps the sentence: a joined caption has joined negatives.
+    for text, own in zip(worded, worded_negatives, strict=True):
+        assert own and text not in own
+        if joined([text]):
+            assert joined(own) >= 1, (text, own)

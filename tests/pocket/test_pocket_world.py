@@ -9,6 +9,7 @@ import pytest
 
 from imagineer.errors import InvalidInput, UnknownAttribute
 from imagineer.pocket.world import (
+    DEFAULT_WORLD_PATH,
     Scene,
     SceneObject,
     check_scene,
@@ -108,3 +109,12 @@ def test_a_broken_world_file_raises_a_typed_error(tmp_path) -> None:  # type: ig
     bad.write_text('{"name": "x"}')
     with pytest.raises(InvalidInput):
         load_world(bad)
+
+
+def test_a_pair_phrase_must_name_both_things(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(DEFAULT_WORLD_PATH.read_text(encoding="utf-8"))
+    data["pair_phrases"]["beside"] = "{a} beside"
+    broken = tmp_path / "world.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(InvalidInput, match="beside"):
+        load_world(broken)
