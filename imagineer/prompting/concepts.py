@@ -16,8 +16,8 @@ from imagineer.prompting.spec import PromptSpec, ScoredSpec, clean_terms
 
 _SPLIT = re.compile(r"\s*(?:[,;]|\band\b|\bwith\b|\bwhile\b|\bwearing\b|\bholding\b)\s*", re.I)
 _PREPOSITION = re.compile(
-    r"\s+\b(in|on|at|under|beneath|near|beside|behind|above|below|over|inside|through|across|"
-    r"against|among|by|under)\b\s+",
+    r"\s+\b(in|on|at|under|beneath|near|next to|beside|behind|above|below|over|inside|through|"
+    r"across|against|among|by|under)\b\s+",
     re.I,
 )
 _POSITIONAL = {
@@ -25,10 +25,11 @@ _POSITIONAL = {
     "background", "foreground", "distance", "front", "back",
 }  # fmt: skip
 _LEADING = re.compile(r"^(?:(?:a|an|the|some|its|his|her|their|of)\s+)+", re.I)
+_TRAILING = re.compile(r"\s+(?:together|side by side)$", re.I)
 
 
 def _strip(phrase: str) -> str:
-    return _LEADING.sub("", phrase.strip(" .!?")).strip()
+    return _TRAILING.sub("", _LEADING.sub("", phrase.strip(" .!?")).strip())
 
 
 def _split_prepositions(piece: str) -> list[str]:

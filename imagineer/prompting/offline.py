@@ -19,6 +19,7 @@ from imagineer.prompting.expansion import (
     check_idea,
     split_constraints,
 )
+from imagineer.prompting.layout import layout_terms
 from imagineer.prompting.spec import PromptSpec
 from imagineer.prompting.styles import StyleLibrary
 from imagineer.prompting.vocabulary import TermGroup, Vocabulary, load_vocabulary
@@ -34,6 +35,8 @@ class OfflineExpander(Expander):
     For each spec it draws between ``min_picks`` and ``max_picks`` options from every group that
     maps to a spec field, skipping what the idea already says (an idea "at sunset" gets no other
     lighting) and, with a style library, a preset name (else a phrase from the ``style`` group).
+    Every spec also carries the idea's layout hints as composition terms ("a cat on the left",
+    "a dog on the right" for "a cat next to a dog"; "three apples" for "3 apples").
 
     Example:
         >>> expander = OfflineExpander(load_vocabulary(), load_styles())
@@ -48,6 +51,7 @@ class OfflineExpander(Expander):
         styles: StyleLibrary | None = None,
         *,
         p_style: float = 0.75,
+        layout: bool = True,
     ) -> None:
         """Keep the term sources; nothing is drawn until `expand`.
 
@@ -56,12 +60,15 @@ class OfflineExpander(Expander):
             styles: Presets to draw style names from; None draws phrases from the vocabulary's
                 ``style`` group, which render as plain terms (the pocket world's way).
             p_style: Chance, in [0, 1], that a spec gets a style when the caller forces none.
+            layout: Add layout hints (`imagineer.prompting.layout`): a place for each of the
+                things an idea names together, and counts in words.
         """
         if not 0.0 <= p_style <= 1.0:
             raise InvalidInput(f"p_style must be in [0, 1], got {p_style}")
         self.vocabulary = vocabulary if vocabulary is not None else load_vocabulary()
         self.styles = styles
         self.p_style = p_style
+        self.layout = layout
 
     def expand(
         self,
@@ -85,11 +92,12 @@ class OfflineExpander(Expander):
             raise UnknownStyle(f"style {style!r} is not in the style library")
         positive, negative = split_constraints(constraints)
         said = " ".join([idea, *positive])
+        layout = layout_terms(idea, self.vocabulary) if self.layout else []
         # 2. Draw until k distinct specs, within a bounded number of tries
         rng = random.Random(f"offline:{seed}:{idea}")
         specs: dict[str, PromptSpec] = {}
         for _ in range(k * _TRIES_PER_SPEC):
-            spec = self._draw(rng, idea, said, style, positive, negative)
+            spec = self._draw(rng, idea, said, style, positive, negative, layout)
             specs.setdefault(spec.fingerprint(), spec)
             if len(specs) == k:
                 break
@@ -110,8 +118,9 @@ class OfflineExpander(Expander):
         style: str | None,
         positive: list[str],
         negative: list[str],
+        layout: list[str],
     ) -> PromptSpec:
-        """One random spec: each spec field's group drawn in a fixed order."""
+        """One random spec: each spec field's group drawn in a fixed order; layout hints first."""
         fields = {
             name: draw_options(rng, self.vocabulary.group(name), said)
             for name in ("lighting", "composition", "details", "negative")
@@ -120,7 +129,7 @@ class OfflineExpander(Expander):
             subject=idea,
             style=style if style is not None else self._draw_style(rng, said),
             lighting=fields["lighting"],
-            composition=fields["composition"],
+            composition=[*layout, *fields["composition"]],
             details=[*positive, *fields["details"]],
             negative=[*negative, *fields["negative"]],
         )

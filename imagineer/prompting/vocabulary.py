@@ -22,6 +22,8 @@ DATA_DIR = Path(__file__).parent / "data"
 
 SPEC_GROUPS = ("style", "lighting", "composition", "details", "negative")
 """Groups that map onto `PromptSpec` fields of the same name."""
+LAYOUT_GROUPS = ("placement", "relation", "number")
+"""Groups that layout hints are written from (see `imagineer.prompting.layout`)."""
 
 
 class TermOption(BaseModel):
@@ -143,8 +145,9 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
     """The pocket world's vocabulary, read from its ``world.json`` (plain JSON, no pocket import).
 
     Lightings and styles become exclusive groups (a picture has one of each), defects the negative
-    terms, and the world's quality phrases the detail terms. Objects (shapes, colours, positions)
-    are the subject's business and are not modifiers, so they are left out.
+    terms, and the world's quality phrases the detail terms. Objects (shapes, colours) are the
+    subject's business and are left out; positions, relations and count words become the
+    ``placement``, ``relation`` and ``number`` groups that layout hints are written from.
 
     Args:
         world: The parsed world JSON, or a path to it.
@@ -168,6 +171,19 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
             "style": {"options": options(data["styles"], "phrases"), "max_picks": 1},
             "negative": {"options": options(data["defects"], "phrases"), "max_picks": 3},
             "details": {"options": list(data["quality_phrases"]), "max_picks": 1},
+            "placement": {"options": options(data["positions"], "phrases")},
+            "relation": {
+                "options": [
+                    {"name": name, "phrases": phrases}
+                    for name, phrases in data.get("relation_phrases", {}).items()
+                ]
+            },
+            "number": {
+                "options": [
+                    {"name": count, "phrases": words}
+                    for count, words in data.get("count_words", {}).items()
+                ]
+            },
         }
         return Vocabulary.model_validate({"name": data.get("name", "world"), "groups": groups})
     except (KeyError, TypeError, ValidationError) as error:

@@ -50,6 +50,8 @@ def test_concepts_split_the_idea_and_keep_positions_attached() -> None:
     assert concepts_for(IDEA) == ["red circle on the left", "blue star", "pixel art"]
     assert concepts_for("a fox in the snow, wearing a red scarf") == ["fox", "snow", "red scarf"]
     assert concepts_for(PromptSpec(subject="sunset")) == ["sunset"]
+    assert concepts_for("a red circle next to a blue star") == ["red circle", "blue star"]
+    assert concepts_for("a circle and a star together") == ["circle", "star"]
     spec = PromptSpec(subject="a fox", style="Watercolor", lighting=["golden hour"])
     assert concepts_for(spec, include_modifiers=True) == ["fox", "Watercolor", "golden hour"]
 

@@ -1,0 +1,132 @@
+"""Layout hints: composition terms that spell out how an idea's things are arranged.
+
+Text-to-image models are weakest at the parts of an idea that take more than one thing: two
+objects each with its own colour, which is above which, how many. A model given "a red circle
+next to a blue star" often swaps the colours or draws one shape twice; the same model given the
+extra words "a red circle on the left, a blue star on the right" keeps them apart far more often
+(the planning step of layout-guided pipelines such as LLM-grounded diffusion, done here with
+words). Two hints are offered, both derived from the idea alone and added as composition terms,
+so the user's words stay the subject:
+
+- placement: two or three things named together get a place each; a stated relation ("a star
+  above a heart") decides the places, otherwise they are set side by side;
+- numbers: a count written as a digit or an idiom ("3 stars", "a pair of stars") is restated in
+  the vocabulary's written form ("three stars"), the form captions use most.
+
+The words come from the vocabulary's ``placement``, ``relation`` and ``number`` groups, so the
+pocket world and the general vocabulary each speak their own phrases.
+"""
+
+from __future__ import annotations
+
+import re
+
+from imagineer.prompting.vocabulary import TermOption, Vocabulary
+
+# Where the two things of a relation go: (the subject's place, the reference's place).
+_RELATION_PLACES = {
+    "left_of": ("left", "right"),
+    "right_of": ("right", "left"),
+    "above": ("top", "bottom"),
+    "below": ("bottom", "top"),
+}
+# Side by side reads as left to right, the way the idea lists the things.
+_SIDE_BY_SIDE = {2: ("left", "right"), 3: ("left", "center", "right")}
+# Words that name things side by side ("a cat and a dog", "a cup next to a plate"); locative
+# words ("a fox in the snow", "apples on a table") describe a setting and are left alone.
+_JOINED = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|\bnext to\b|\bbeside\b|\balongside\b)\s*", re.I)
+_TOGETHER = re.compile(r"\s+(?:together|side by side)\s*$", re.I)
+# Groups whose terms modify a picture rather than name a thing in it.
+_MODIFIER_GROUPS = ("lighting", "style", "composition", "details", "negative", "mood")
+
+
+def layout_terms(idea: str, vocabulary: Vocabulary) -> list[str]:
+    """Composition terms that make the idea's arrangement and counts explicit.
+
+    Args:
+        idea: The user's words.
+        vocabulary: Supplies the placement, relation and number phrases; a vocabulary without
+            those groups yields no hints.
+
+    Returns:
+        Placement terms ("a red circle on the left", "a blue star on the right") and restated
+        counts ("three stars"); empty when the idea names one thing or places things itself.
+
+    Example:
+        >>> layout_terms("a red circle next to a blue star", vocabulary_from_world(WORLD_FILE))
+        ['a red circle on the left', 'a blue star on the right']
+    """
+    return _placements(idea, vocabulary) + _numbers(idea, vocabulary)
+
+
+def _placements(idea: str, vocabulary: Vocabulary) -> list[str]:
+    placement = vocabulary.group("placement")
+    if not placement.options:
+        return []
+    related = _relation(idea, vocabulary)
+    if related is not None:
+        things, places = related
+    elif placement.find(idea):
+        return []  # the idea already says where its things go
+    else:
+        parts = _JOINED.split(_TOGETHER.sub("", idea))
+        things = [p for p in parts if p.strip() and not _is_modifier(p, vocabulary)]
+        if len(things) not in _SIDE_BY_SIDE:
+            return []
+        places = _SIDE_BY_SIDE[len(things)]
+    phrases = {option.name: option.phrase for option in placement.options}
+    if any(place not in phrases for place in places):
+        return []
+    pairs = zip(things, places, strict=True)
+    return [f"{_article(thing)} {phrases[place]}" for thing, place in pairs]
+
+
+def _relation(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:
+    """``(["a star", "a heart"], ("top", "bottom"))`` for "a star above a heart", else None."""
+    for option in vocabulary.group("relation").options:
+        if option.name not in _RELATION_PLACES:
+            continue
+        for phrase in sorted(option.phrases, key=len, reverse=True):
+            match = re.fullmatch(rf"(.+?)\s+{re.escape(phrase)}\s+(.+)", idea, flags=re.I)
+            if match is None:
+                continue
+            subject, reference = (part.strip(" ,") for part in match.groups())
+            # "a star under neon lights" is a lighting, not a second thing
+            if _is_modifier(reference, vocabulary):
+                return None
+            return [subject, reference], _RELATION_PLACES[option.name]
+    return None
+
+
+def _numbers(idea: str, vocabulary: Vocabulary) -> list[str]:
+    """The idea restated with each count in its written form, when it was written otherwise."""
+    restated = idea
+    for option in vocabulary.group("number").options:
+        restated = _restate(restated, option)
+    return [restated] if restated != idea else []
+
+
+def _restate(text: str, option: TermOption) -> str:
+    for phrase in sorted(option.phrases[1:], key=len, reverse=True):
+        pattern = rf"(?<!\w){re.escape(phrase)}(?!\w)"
+        if re.search(pattern, text, flags=re.I):
+            return re.sub(pattern, option.phrase, text, count=1, flags=re.I)
+    return text
+
+
+def _is_modifier(phrase: str, vocabulary: Vocabulary) -> bool:
+    """Whether ``phrase`` mentions a modifier term, or is part of one ("sharp" of "sharp focus")."""
+    words = rf"(?<!\w){re.escape(phrase.strip().lower())}(?!\w)"
+    for name in _MODIFIER_GROUPS:
+        group = vocabulary.group(name)
+        if group.find(phrase) or any(re.search(words, p.lower()) for p in group.phrases()):
+            return True
+    return False
+
+
+def _article(thing: str) -> str:
+    """The thing as the user wrote it, with "a" or "an" only when it has no determiner."""
+    thing = thing.strip()
+    if re.match(r"(a|an|the|some|one|two|three|four|five|\d+)\b", thing, flags=re.I):
+        return thing
+    return ("an " if thing[:1].lower() in "aeiou" else "a ") + thing
