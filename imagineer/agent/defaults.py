@@ -8,7 +8,7 @@ from imagineer.prompting.expansion import Expander
 from imagineer.prompting.llm import LLMExpander
 from imagineer.prompting.offline import OfflineExpander
 from imagineer.prompting.openai_chat import OpenAIChat
-from imagineer.prompting.refiners import LLMRefiner, Refiner, SearchRefiner
+from imagineer.prompting.refiners import LLMRefiner, Refiner, SearchRefiner, SearchRefinerConfig
 from imagineer.prompting.vocabulary import vocabulary_from_world
 from imagineer.scoring import ClipScorer
 
@@ -32,14 +32,13 @@ def pocket_components(
         llm_base_url: The endpoint, e.g. ``http://localhost:11434/v1``; None is OpenAI's.
     """
     vocabulary = vocabulary_from_world(WORLD_FILE)
+    generator = DiffusersGenerator(model or str(pocket_generator_dir()))
     expander: Expander = OfflineExpander(vocabulary)
-    refiner: Refiner = SearchRefiner(vocabulary)
+    # The search moves guidance around the generator's own default (4 for the pocket model,
+    # 7.5 for Stable Diffusion), not around a fixed number.
+    search = SearchRefinerConfig(guidance_default=float(generator.default("guidance")))
+    refiner: Refiner = SearchRefiner(vocabulary, config=search)
     if llm:
         expander = LLMExpander(OpenAIChat(llm, base_url=llm_base_url), fallback=expander)
         refiner = LLMRefiner(OpenAIChat(llm, base_url=llm_base_url), fallback=refiner)
-    return (
-        expander,
-        DiffusersGenerator(model or str(pocket_generator_dir())),
-        ClipScorer(scorer or str(pocket_scorer_dir())),
-        refiner,
-    )
+    return expander, generator, ClipScorer(scorer or str(pocket_scorer_dir())), refiner

@@ -196,3 +196,12 @@ def test_an_unreachable_llm_falls_back_to_offline_engines_and_the_run_says_so(
         assert round_.provenance.fallback_reason, "the fallback must be recorded"
         assert round_.provenance.fallback_from is not None
     assert {r.provenance.engine for r in run.rounds} == {"offline", "search"}
+
+
+def test_default_search_moves_guidance_around_the_generators_own_default() -> None:
+    from imagineer.agent.defaults import pocket_components
+    from imagineer.prompting.refiners import SearchRefiner
+
+    _, generator, _, refiner = pocket_components()
+    assert isinstance(refiner, SearchRefiner)
+    assert refiner.config.guidance_default == generator.default("guidance") == 4.0
