@@ -62,6 +62,11 @@ class AgentConfig(BaseModel):
     concept_weight: float = Field(
         1.0, ge=0.0, description="objective = cosine(image, idea) + w * mean concept cosine."
     )
+    contrast_weight: float = Field(
+        0.1,
+        ge=0.0,
+        description="objective += w * P(the image prefers the idea to its foils), in [0, 1].",
+    )
     seed: int = Field(0, ge=0, description="The run's seed; every other seed derives from it.")
     style: str | None = Field(None, description="A style every expanded spec must use.")
 
@@ -140,7 +145,7 @@ class Agent:
             InvalidInput: A blank idea.
         """
         config, started = self.config, time.perf_counter()
-        # 1. Check inputs, plan the budget and the scoring concepts
+        # 1. Check inputs, plan the budget, the scoring concepts and the idea's foils
         if not isinstance(idea, str) or not idea.strip():
             raise InvalidInput(f"the idea must be non-empty text, got {idea!r}")
         idea = idea.strip()
@@ -152,6 +157,7 @@ class Agent:
             generator=_describe(self.generator),
             scorer=_describe(self.scorer),
             concepts=concepts_for(idea),
+            foils=self.expander.foils(idea) if config.contrast_weight > 0 else [],
         )
         # 2. Expand the idea into the first round's specs
         specs, parents, notes, provenance = self._expand(idea, plan[0], constraints)
@@ -288,7 +294,7 @@ class Agent:
     def _score(self, run: Run, entries: list[dict[str, Any]]) -> list[AgentCandidate]:
         """Score all images against the idea and its concepts in one pass; compute objectives."""
         images = [entry["candidate"].image for entry in entries]
-        scores = self.scorer.score(images, run.idea, run.concepts)
+        scores = self.scorer.score(images, run.idea, run.concepts, foils=run.foils)
         scored = []
         for entry, score in zip(entries, scores, strict=True):
             agent_candidate = AgentCandidate(**entry, score=score, objective=self._objective(score))
@@ -303,7 +309,11 @@ class Agent:
     def _objective(self, score: ImageScore) -> float:
         concepts = list(score.concepts.values())
         mean_concept = sum(concepts) / len(concepts) if concepts else 0.0
-        return score.cosine + self.config.concept_weight * mean_concept
+        contrast = score.contrast if score.contrast is not None else 0.0
+        config = self.config
+        return (
+            score.cosine + config.concept_weight * mean_concept + config.contrast_weight * contrast
+        )
 
     def _stop_reason(self, run: Run, index: int, stale: int, started: float) -> StopReason | None:
         config = self.config

@@ -57,6 +57,9 @@ class Run(BaseModel):
     generator: dict[str, Any] = Field(description="The generator's name and config.")
     scorer: dict[str, Any] = Field(description="The scorer's name and config.")
     concepts: list[str] = Field(description="Concept phrases every image was scored on.")
+    foils: list[str] = Field(
+        default_factory=list, description="Foils of the idea every image was contrasted with."
+    )
     rounds: list[Round] = Field(default_factory=list)
     candidates: list[AgentCandidate] = Field(default_factory=list)
     best_id: str | None = None

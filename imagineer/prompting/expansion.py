@@ -107,6 +107,13 @@ class Expander(ABC):
             The specs and their provenance.
         """
 
+    def foils(self, idea: str) -> list[str]:
+        """Captions that differ from ``idea`` in one stated detail, for contrastive scoring.
+
+        The default is none; engines with a vocabulary write them (`foils_for`).
+        """
+        return []
+
 
 def split_constraints(constraints: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split user constraints into positive terms and negative ones (``"no X"`` -> ``"X"``)."""

@@ -36,6 +36,7 @@ _SIDE_BY_SIDE = {2: ("left", "right"), 3: ("left", "center", "right")}
 # words ("a fox in the snow", "apples on a table") describe a setting and are left alone.
 _JOINED = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|\bnext to\b|\bbeside\b|\balongside\b)\s*", re.I)
 _TOGETHER = re.compile(r"\s+(?:together|side by side)\s*$", re.I)
+_DETERMINER = re.compile(r"(a|an|the|some|one|two|three|four|five|\d+)\s", re.I)
 # Groups whose terms modify a picture rather than name a thing in it.
 _MODIFIER_GROUPS = ("lighting", "style", "composition", "details", "negative", "mood")
 
@@ -69,8 +70,7 @@ def _placements(idea: str, vocabulary: Vocabulary) -> list[str]:
     elif placement.find(idea):
         return []  # the idea already says where its things go
     else:
-        parts = _JOINED.split(_TOGETHER.sub("", idea))
-        things = [p for p in parts if p.strip() and not _is_modifier(p, vocabulary)]
+        things = joined_things(idea, vocabulary)
         if len(things) not in _SIDE_BY_SIDE:
             return []
         places = _SIDE_BY_SIDE[len(things)]
@@ -79,6 +79,25 @@ def _placements(idea: str, vocabulary: Vocabulary) -> list[str]:
         return []
     pairs = zip(things, places, strict=True)
     return [f"{_article(thing)} {phrases[place]}" for thing, place in pairs]
+
+
+def joined_things(idea: str, vocabulary: Vocabulary | None = None) -> list[str]:
+    """The things an idea names side by side, as written: "a cat and a dog" -> both.
+
+    Args:
+        idea: The user's words.
+        vocabulary: When given, parts that are modifiers ("oil painting", "at night") are left
+            out.
+
+    Returns:
+        The parts between joining words ("and", "with", "next to", "beside", commas); one part
+        when nothing joins.
+    """
+    parts = [p.strip() for p in _JOINED.split(_TOGETHER.sub("", idea.strip())) if p.strip()]
+    if vocabulary is not None:
+        parts = [p for p in parts if not _is_modifier(p, vocabulary)]
+    # A thing comes with a determiner ("a cross"); "a cross, please" names one thing, not two.
+    return [p for p in parts if _DETERMINER.match(p)] if len(parts) > 1 else parts
 
 
 def _relation(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:
@@ -127,6 +146,6 @@ def _is_modifier(phrase: str, vocabulary: Vocabulary) -> bool:
 def _article(thing: str) -> str:
     """The thing as the user wrote it, with "a" or "an" only when it has no determiner."""
     thing = thing.strip()
-    if re.match(r"(a|an|the|some|one|two|three|four|five|\d+)\b", thing, flags=re.I):
+    if _DETERMINER.match(thing):
         return thing
     return ("an " if thing[:1].lower() in "aeiou" else "a ") + thing

@@ -101,6 +101,12 @@ class LLMExpander(Expander):
 
         return cls(LangChainChat(chat_model), **kwargs)
 
+    def foils(self, idea: str) -> list[str]:
+        """The fallback engine's foils (none without a fallback): foils come from a
+        vocabulary, and the same idea must be scored the same way whether or not the LLM
+        answers."""
+        return self.fallback.foils(idea) if self.fallback is not None else []
+
     def expand(
         self,
         idea: str,

@@ -19,6 +19,7 @@ from imagineer.prompting.expansion import (
     check_idea,
     split_constraints,
 )
+from imagineer.prompting.foils import foils_for
 from imagineer.prompting.layout import layout_terms
 from imagineer.prompting.spec import PromptSpec
 from imagineer.prompting.styles import StyleLibrary
@@ -109,6 +110,10 @@ class OfflineExpander(Expander):
             )
         provenance = Provenance(engine=self.name, model=self.vocabulary.name, seed=seed)
         return Expansion(idea=idea, specs=list(specs.values()), provenance=provenance)
+
+    def foils(self, idea: str) -> list[str]:
+        """The idea with one stated detail changed (`foils_for` over this vocabulary)."""
+        return foils_for(check_idea(idea, 1), self.vocabulary)
 
     def _draw(
         self,

@@ -26,6 +26,13 @@ class ImageScore(BaseModel):
     concepts: dict[str, float] = Field(
         default_factory=dict, description="Cosine of the image with each concept phrase."
     )
+    contrast: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Probability in [0, 1] that the image is described by its text rather than "
+        "by one of the foils (None when scored without foils).",
+    )
 
 
 class Scorer(ABC):
@@ -39,6 +46,7 @@ class Scorer(ABC):
         images: Sequence[Image.Image],
         text: str | Sequence[str],
         concepts: Sequence[str] = (),
+        foils: Sequence[str] = (),
     ) -> list[ImageScore]:
         """Score every image against its text and every concept, in one batched pass.
 
@@ -47,6 +55,9 @@ class Scorer(ABC):
             text: One text for all images, or one per image.
             concepts: Phrases (e.g. "snow", "golden hour") scored against every image; they are
                 the decomposed feedback a refiner uses to see what is missing.
+            foils: Texts that differ from ``text`` in one detail ("a yellow heart beside a red
+                square" for "a red heart beside a yellow square"); each image's ``contrast`` is
+                how strongly it prefers its text to all of them.
 
         Returns:
             One `ImageScore` per image, in order.

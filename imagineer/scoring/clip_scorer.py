@@ -171,29 +171,49 @@ class ClipScorer(Scorer):
         images: Sequence[Image.Image],
         text: str | Sequence[str],
         concepts: Sequence[str] = (),
+        foils: Sequence[str] = (),
     ) -> list[ImageScore]:
-        """See `Scorer.score`; all images go through the image tower in one batched pass."""
+        """See `Scorer.score`; all images go through the image tower in one batched pass.
+
+        ``contrast`` is the softmax, at the model's own logit scale (its zero-shot temperature),
+        of the image's cosines with ``[text, *foils]``, read at ``text``.
+        """
         # 1. Check inputs
         texts = _check_texts(images, text)
-        concepts = list(dict.fromkeys(concepts))
-        for phrase in concepts:
-            if not phrase.strip():
-                raise InvalidInput("concept phrases must be non-empty")
+        concepts, foils = list(dict.fromkeys(concepts)), list(dict.fromkeys(foils))
+        for kind, phrases in (("concept", concepts), ("foil", foils)):
+            if any(not phrase.strip() for phrase in phrases):
+                raise InvalidInput(f"{kind} phrases must be non-empty")
         # 2. Embed: images in one pass, texts from the cache (new strings in one pass)
         image_emb = self.embed_images(images)
-        keys = list(dict.fromkeys([*texts, *concepts]))
+        keys = list(dict.fromkeys([*texts, *concepts, *foils]))
         text_emb = self.embed_texts(keys)
         lookup = {t: i for i, t in enumerate(keys)}
-        # 3. Cosines, CLIPScore and per-concept scores from the same embeddings
-        cos = (image_emb @ text_emb.T).clamp(-1.0, 1.0).tolist()
+        # 3. Cosines, CLIPScore, per-concept scores and contrast from the same embeddings
+        cos = (image_emb @ text_emb.T).clamp(-1.0, 1.0)
+        contrast = self._contrast(cos, [lookup[t] for t in texts], [lookup[f] for f in foils])
+        values = cos.tolist()
         return [
             ImageScore(
-                cosine=cos[i][lookup[texts[i]]],
-                clip_score=CLIPSCORE_WEIGHT * max(cos[i][lookup[texts[i]]], 0.0),
-                concepts={phrase: cos[i][lookup[phrase]] for phrase in concepts},
+                cosine=values[i][lookup[texts[i]]],
+                clip_score=CLIPSCORE_WEIGHT * max(values[i][lookup[texts[i]]], 0.0),
+                concepts={phrase: values[i][lookup[phrase]] for phrase in concepts},
+                contrast=contrast[i] if contrast is not None else None,
             )
             for i in range(len(images))
         ]
+
+    def _contrast(self, cos: torch.Tensor, own: list[int], foils: list[int]) -> list[float] | None:
+        """Per image: softmax over its text and the foils (foils equal to it left out)."""
+        if not foils:
+            return None
+        scale = float(self.loaded.model.logit_scale.exp().clamp(max=100))
+        out = []
+        for i, index in enumerate(own):
+            others = [f for f in foils if f != index]
+            logits = scale * cos[i, [index, *others]]
+            out.append(float(torch.softmax(logits, dim=0)[0]))
+        return out
 
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:

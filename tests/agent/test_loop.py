@@ -205,3 +205,19 @@ def test_default_search_moves_guidance_around_the_generators_own_default() -> No
     _, generator, _, refiner = pocket_components()
     assert isinstance(refiner, SearchRefiner)
     assert refiner.config.guidance_default == generator.default("guidance") == 4.0
+
+
+def test_images_are_contrasted_with_the_ideas_foils_and_that_counts_in_the_objective(parts) -> None:  # type: ignore[no-untyped-def]
+    expander = parts[0]
+    weighted = make_agent(parts, images=4, rounds=2, patience=2, seed=3, contrast_weight=0.5)[0]
+    run = weighted.run(IDEA)
+    assert run.foils == expander.foils(IDEA) and run.foils  # "a red star in daylight", ...
+    for entry in run.candidates:
+        score = entry.score
+        assert score.contrast is not None and 0.0 <= score.contrast <= 1.0
+        concept = sum(score.concepts.values()) / len(score.concepts)
+        expected = score.cosine + concept + 0.5 * score.contrast
+        assert entry.objective == pytest.approx(expected)
+    plain = make_agent(parts, images=4, rounds=2, patience=2, seed=3, contrast_weight=0.0)[0]
+    unweighted = plain.run(IDEA)
+    assert unweighted.foils == [] and all(c.score.contrast is None for c in unweighted.candidates)

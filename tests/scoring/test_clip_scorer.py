@@ -77,6 +77,22 @@ def test_concept_scores_equal_scoring_against_the_concept_itself(
             assert combined.concepts[concept] == pytest.approx(alone.cosine, abs=1e-5)
 
 
+def test_contrast_is_the_softmax_over_the_text_and_its_foils(
+    scorer: ClipScorer, images: list[Image.Image]
+) -> None:
+    foils = ["a blue square", "a red circle"]
+    scores = scorer.score(images, "a red square", foils=[*foils, "a red square"])
+    scale = float(scorer.loaded.model.logit_scale.exp().clamp(max=100))
+    for image, score in zip(images, scores, strict=True):
+        cosines = [scorer.score([image], t)[0].cosine for t in ("a red square", *foils)]
+        logits = scale * np.array(cosines)
+        expected = np.exp(logits[0] - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert score.contrast == pytest.approx(expected, abs=1e-4)  # its own text is no foil
+    assert all(s.contrast is None for s in scorer.score(images, "a red square"))
+    with pytest.raises(InvalidInput, match="foil"):
+        scorer.score(images, "a red square", foils=[" "])
+
+
 def test_registered_config_and_checkpoint_load_the_same_model(
     scorer: ClipScorer, tiny_clip_dir: Path, images: list[Image.Image]
 ) -> None:
