@@ -20,6 +20,7 @@ from imagineer.errors import ExpansionFailed, InvalidInput, LLMUnavailable
 from imagineer.prompting.chat import ChatBackend, ChatMessage, RetryPolicy, structured_call
 from imagineer.prompting.concepts import weakest_concepts
 from imagineer.prompting.expansion import Provenance, Refinement, check_idea
+from imagineer.prompting.layout import layout_terms
 from imagineer.prompting.spec import EMPHASIS_MAX, PromptSpec, ScoredSpec
 from imagineer.prompting.styles import StyleLibrary
 from imagineer.prompting.tasks import (
@@ -121,7 +122,8 @@ class SearchRefiner(Refiner):
 
     Each proposal takes a parent from the best specs (the best first) and applies one or two
     edits. Edits that target the weakest concepts are drawn most often: raise a weak concept's
-    emphasis, or, when a weak concept names a lighting or style in the vocabulary, switch to it.
+    emphasis, when a weak concept names a lighting or style in the vocabulary switch to it, or
+    add the idea's layout hints (`layout_terms`) the parent lacks.
     The others explore: another lighting or style, trimming modifiers that compete for
     attention, adding detail or negative terms, moving guidance. Same inputs and seed, same
     proposals; a spec already in the history is never proposed.
@@ -185,6 +187,8 @@ class SearchRefiner(Refiner):
     ) -> tuple[PromptSpec, str]:
         """One or two edits of ``spec``; weak-concept edits are three times as likely."""
         targeted: list[Mutation] = [self._emphasise_weak, self._switch_to_weak]
+        if self._arrange(rng, spec, weak) is not None:  # (draws nothing from rng)
+            targeted.append(self._arrange)
         exploring: list[Mutation] = [
             self._relight, self._restyle, self._trim, self._add_detail, self._add_negative,
             self._guidance,
@@ -239,6 +243,20 @@ class SearchRefiner(Refiner):
             return None
         options = self.vocabulary.group("style").find(concept)
         return options[0].phrase if options else None
+
+    def _arrange(
+        self, rng: random.Random, spec: PromptSpec, weak: list[str]
+    ) -> tuple[PromptSpec, str] | None:
+        """Add the idea's layout hints the spec lacks (a place for each thing, counts in words)."""
+        missing = [
+            term
+            for term in layout_terms(spec.subject, self.vocabulary)
+            if term.lower() not in {c.lower() for c in spec.composition}
+        ]
+        if not missing:
+            return None
+        update = {"composition": [*missing, *spec.composition]}
+        return spec.model_copy(update=update), f"layout hints {missing!r}"
 
     def _relight(
         self, rng: random.Random, spec: PromptSpec, weak: list[str]

@@ -118,3 +118,19 @@ def test_an_exhausted_search_space_returns_fewer_specs_but_never_a_repeat() -> N
     refinement = refiner.refine("a fox", past, 10, seed=0)
     weights = sorted(s.emphasis["fox"] for s in refinement.specs)
     assert weights == [1.25, 1.5, 1.75]  # one to three stacked edits of the only parent, once
+
+
+def test_a_spec_without_the_ideas_layout_is_offered_it(refiner: SearchRefiner) -> None:
+    idea = "a red heart beside a yellow square"
+    bare = PromptSpec(subject=idea)
+    concepts = {"red heart": 0.2, "yellow square": 0.25}
+    past = [ScoredSpec(spec=bare, score=0.3, concepts=concepts, candidate_id="c0")]
+    refinement = refiner.refine(idea, past, 6, seed=0)
+    arranged = [
+        spec
+        for spec, note in zip(refinement.specs, refinement.notes, strict=True)
+        if "layout hints" in note
+    ]
+    assert arranged, refinement.notes
+    for spec in arranged:
+        assert spec.composition[:2] == ["a red heart on the left", "a yellow square on the right"]
