@@ -47,14 +47,27 @@ def run_item(item: BenchItem, parts: tuple[Any, ...], args: argparse.Namespace) 
     outcome["best_of_n"] = judge(candidates[best].image, item.requirement).all_correct
     if "agent" in args.methods:
         started = time.perf_counter()
-        config = AgentConfig(
-            images=args.budget, rounds=args.rounds, specs_per_round=args.specs, seed=seed
-        )
+        config = agent_config(args, seed)
         run = Agent(expander, generator, scorer, refiner, config).run(item.idea)
         outcome["seconds"]["agent_loop"] = time.perf_counter() - started
         outcome["agent_loop"] = judge(run.best.candidate.image, item.requirement).all_correct
         outcome["agent_prompt"] = run.best.prompt.positive
     return outcome
+
+
+def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
+    """The agent's configuration for one idea: the defaults, unless an option overrides them."""
+    weights = {
+        name: value
+        for name, value in (
+            ("concept_weight", args.concept_weight),
+            ("contrast_weight", args.contrast_weight),
+        )
+        if value is not None
+    }
+    return AgentConfig(
+        images=args.budget, rounds=args.rounds, specs_per_round=args.specs, seed=seed, **weights
+    )
 
 
 def summarise(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,6 +120,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="agent rounds")
     parser.add_argument("--specs", type=int, default=2, help="agent specs per round")
     parser.add_argument("--methods", default="baseline,agent", help="baseline[,agent]")
+    parser.add_argument("--concept-weight", type=float, default=None, help="agent objective")
+    parser.add_argument("--contrast-weight", type=float, default=None, help="agent objective")
     parser.add_argument("--model", default=None, help="generator (pocket default)")
     parser.add_argument("--scorer", default=None, help="scorer (pocket default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -130,7 +145,15 @@ def main() -> None:
     print_table(summary, args)
     if args.json:
         print(
-            json.dumps({"budget": args.budget, "seed": args.seed, "quick": args.quick, **summary})
+            json.dumps(
+                {
+                    "budget": args.budget,
+                    "seed": args.seed,
+                    "quick": args.quick,
+                    "agent_config": agent_config(args, args.seed).model_dump(exclude={"seed"}),
+                    **summary,
+                }
+            )
         )
 
 

@@ -53,6 +53,15 @@ class ClipStage(BaseModel):
         le=1,
         description="Share of captions from captions.caption (the UNet's mix), not describe.",
     )
+    p_sparse: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of partial captions that say little, as short user ideas do.",
+    )
+    sparse_scale: float = Field(
+        0.3, gt=0, le=1, description="Sparse captions mention each attribute this much as often."
+    )
     hard_weight: float = Field(1.0, ge=0, description="Weight of the own-negatives-only term.")
     hard_from_step: int = Field(0, ge=0, description="First step with the own-negatives term.")
     text_encoder_step: int | None = Field(
@@ -81,24 +90,39 @@ def caption_batch(
     A share ``stage.p_world_caption`` of captions comes from the world's captioner, the wording
     users and PocketBench write ("a star next to a heart", "3 stars", "a star left of a heart"),
     the rest from ``describe``; a scene's negatives are always worded by the same captioner and
-    seed as its caption.
+    seed as its caption. A share ``stage.p_sparse`` of partial captions mentions each attribute
+    ``stage.sparse_scale`` times as often as the world's rates ("a circle next to a star"):
+    short ideas leave most of a picture unsaid, and a scorer that has only seen captions naming
+    nearly everything ranks images by what the idea does not say.
     """
+    sparse_world = _sparse(world, stage.sparse_scale)
     positives, negatives = [], []
     for scene in scenes:
         seed, full = int(rng.integers(2**31)), bool(rng.random() < stage.p_full)
         worded = bool(rng.random() < stage.p_world_caption)
-        text = _describe(scene, seed, world, full, worded)
+        # (no draw when p_sparse is 0, so recipes without it replay their captions exactly)
+        sparse = not full and stage.p_sparse > 0 and bool(rng.random() < stage.p_sparse)
+        words = sparse_world if sparse else world
+        text = _describe(scene, seed, words, full, worded)
         own: list[str] = []
         for kind in rng.permutation(SWAP_KINDS):
             if len(own) == stage.negatives:
                 break
             other = swap(scene, str(kind), rng, world)
-            other_text = _describe(other, seed, world, full, worded) if other is not None else text
+            other_text = _describe(other, seed, words, full, worded) if other is not None else text
             if other_text != text and other_text not in own:
                 own.append(other_text)
         positives.append(text)
         negatives.append(own)
     return positives, negatives
+
+
+def _sparse(world: World, scale: float) -> World:
+    """The world with every attribute's mention rate in partial captions times ``scale``."""
+    rates = ("p_size", "p_colour", "p_position", "p_lighting", "p_style", "p_defect", "p_quality")
+    params = world.captions
+    update = {name: getattr(params, name) * scale for name in rates}
+    return world.model_copy(update={"captions": params.model_copy(update=update)})
 
 
 def _describe(scene: Scene, seed: int, world: World, full: bool, worded: bool) -> str:

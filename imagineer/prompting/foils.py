@@ -8,8 +8,8 @@ lighting or style) turns the scorer into a check of exactly the details the idea
 compositional benchmarks (Winoground, ARO, SugarCrepe) probe CLIP with hard negatives.
 
 Foils are written from the idea's own words and the vocabulary's ``relation``, ``number``,
-``lighting`` and ``style`` groups, so they exist only where the idea states such a detail: a
-plain "a fox" gets none, and is scored by its cosine alone.
+``object``, ``colour``, ``lighting`` and ``style`` groups, so they exist only where the idea
+states such a detail: a plain "a fox" gets none, and is scored by its cosine alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _ARTICLE = re.compile(r"^(a|an|the)\s+", re.I)
 _PREPOSITIONS = {"at", "in", "under", "by", "during", "with", "on"}
 
 
-def foils_for(idea: str, vocabulary: Vocabulary, limit: int = 8) -> list[str]:
+def foils_for(idea: str, vocabulary: Vocabulary, limit: int = 24) -> list[str]:
     """Up to ``limit`` distinct foils of ``idea``, the most telling kinds first.
 
     Args:
@@ -33,17 +33,48 @@ def foils_for(idea: str, vocabulary: Vocabulary, limit: int = 8) -> list[str]:
 
     Returns:
         Foils in this order: colour/attribute binding swapped, relation reversed, one thing
-        doubled instead of two things, other counts, other lightings, other styles.
+        doubled instead of two things, other counts, each named object or colour replaced by
+        the others (vocabulary groups ``object`` and ``colour``), other lightings, other styles.
 
     Example:
         >>> foils_for("a red heart beside a yellow square", vocabulary)[:1]
         ['a yellow heart beside a red square']
     """
     foils = _relation_and_binding(idea, vocabulary) + _counts(idea, vocabulary)
+    for name in ("object", "colour"):
+        foils += _each_mention(idea, vocabulary.group(name))
     for name in ("lighting", "style"):
         foils += _replaced(idea, vocabulary.group(name))
     distinct = [f for f in dict.fromkeys(foils) if f.lower() != idea.lower()]
     return distinct[:limit]
+
+
+def _each_mention(idea: str, group: TermGroup) -> list[str]:
+    """For every mention of an option of ``group`` ("heart", "hot pink"), the idea with that
+    mention replaced by each other option; plurals stay plural ("3 hearts" -> "3 stars")."""
+    spans: list[tuple[int, int, str, bool]] = []
+    phrases = sorted(
+        ((p, o.name) for o in group.options for p in {o.name, *o.phrases}),
+        key=lambda pair: -len(pair[0]),
+    )
+    for phrase, name in phrases:
+        pattern = rf"(?<!\w){re.escape(phrase)}(e?s)?(?!\w)"
+        for match in re.finditer(pattern, idea, flags=re.I):
+            if all(match.end() <= s or match.start() >= e for s, e, _, _ in spans):
+                spans.append((match.start(), match.end(), name, bool(match.group(1))))
+    foils = []
+    for start, end, name, plural in sorted(spans):
+        for other in group.options:
+            if other.name != name:
+                word = _plural(other.phrase) if plural else other.phrase
+                foils.append(_fix_articles(idea[:start] + word + idea[end:]))
+    return foils
+
+
+def _fix_articles(text: str) -> str:
+    """'a orange' -> 'an orange', 'an red' -> 'a red'."""
+    text = re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)
+    return re.sub(r"\b([Aa])n (?=[^aeiouAEIOU\W])", r"\1 ", text)
 
 
 def _relation_and_binding(idea: str, vocabulary: Vocabulary) -> list[str]:

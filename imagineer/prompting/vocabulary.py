@@ -24,6 +24,8 @@ SPEC_GROUPS = ("style", "lighting", "composition", "details", "negative")
 """Groups that map onto `PromptSpec` fields of the same name."""
 LAYOUT_GROUPS = ("placement", "relation", "number")
 """Groups that layout hints are written from (see `imagineer.prompting.layout`)."""
+FOIL_GROUPS = ("relation", "number", "object", "colour", "lighting", "style")
+"""Groups that foils are written from (see `imagineer.prompting.foils`)."""
 
 
 class TermOption(BaseModel):
@@ -145,9 +147,10 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
     """The pocket world's vocabulary, read from its ``world.json`` (plain JSON, no pocket import).
 
     Lightings and styles become exclusive groups (a picture has one of each), defects the negative
-    terms, and the world's quality phrases the detail terms. Objects (shapes, colours) are the
-    subject's business and are left out; positions, relations and count words become the
-    ``placement``, ``relation`` and ``number`` groups that layout hints are written from.
+    terms, and the world's quality phrases the detail terms. Shapes and colours (the subject's
+    business, never added to a spec) become the ``object`` and ``colour`` groups foils are
+    written from; positions, relations and count words the ``placement``, ``relation`` and
+    ``number`` groups of layout hints.
 
     Args:
         world: The parsed world JSON, or a path to it.
@@ -172,6 +175,8 @@ def vocabulary_from_world(world: dict[str, Any] | str | Path) -> Vocabulary:
             "negative": {"options": options(data["defects"], "phrases"), "max_picks": 3},
             "details": {"options": list(data["quality_phrases"]), "max_picks": 1},
             "placement": {"options": options(data["positions"], "phrases")},
+            "object": {"options": options(data["shapes"], "synonyms")},
+            "colour": {"options": options(data["colours"], "synonyms")},
             "relation": {
                 "options": [
                     {"name": name, "phrases": phrases}
