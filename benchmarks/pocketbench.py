@@ -37,14 +37,14 @@ def run_item(item: BenchItem, parts: tuple[Any, ...], args: argparse.Namespace) 
     expander, generator, scorer, refiner = parts
     seed = sub_seed(args.seed, "pocketbench", item.id)
     outcome: dict[str, Any] = {"id": item.id, "task": item.task, "seconds": {}}
-    # best-of-N (and single shot, its first sample)
-    started = time.perf_counter()
-    candidates = generator.render(item.idea, n=args.budget, seed=seed)
-    scores = scorer.score([c.image for c in candidates], item.idea)
-    best = max(range(len(candidates)), key=lambda i: scores[i].cosine)
-    outcome["seconds"]["best_of_n"] = time.perf_counter() - started
-    outcome["single_shot"] = judge(candidates[0].image, item.requirement).all_correct
-    outcome["best_of_n"] = judge(candidates[best].image, item.requirement).all_correct
+    if "baseline" in args.methods:  # best-of-N (and single shot, its first sample)
+        started = time.perf_counter()
+        candidates = generator.render(item.idea, n=args.budget, seed=seed)
+        scores = scorer.score([c.image for c in candidates], item.idea)
+        best = max(range(len(candidates)), key=lambda i: scores[i].cosine)
+        outcome["seconds"]["best_of_n"] = time.perf_counter() - started
+        outcome["single_shot"] = judge(candidates[0].image, item.requirement).all_correct
+        outcome["best_of_n"] = judge(candidates[best].image, item.requirement).all_correct
     if "agent" in args.methods:
         started = time.perf_counter()
         config = agent_config(args, seed)

@@ -60,7 +60,10 @@ class AgentConfig(BaseModel):
     patience: int = Field(2, ge=1, description="Stop after this many rounds with no gain.")
     min_gain: float = Field(0.0, ge=0.0, description="Smaller objective gains count as none.")
     concept_weight: float = Field(
-        1.0, ge=0.0, description="objective = cosine(image, idea) + w * mean concept cosine."
+        0.0,
+        ge=0.0,
+        description="objective += w * mean concept cosine. Concepts are scored and fed to the "
+        "refiner either way; in the objective they cost PocketBench points (docs/agent.md).",
     )
     contrast_weight: float = Field(
         0.1,

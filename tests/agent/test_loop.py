@@ -209,7 +209,9 @@ def test_default_search_moves_guidance_around_the_generators_own_default() -> No
 
 def test_images_are_contrasted_with_the_ideas_foils_and_that_counts_in_the_objective(parts) -> None:  # type: ignore[no-untyped-def]
     expander = parts[0]
-    weighted = make_agent(parts, images=4, rounds=2, patience=2, seed=3, contrast_weight=0.5)[0]
+    weighted = make_agent(
+        parts, images=4, rounds=2, patience=2, seed=3, concept_weight=1.0, contrast_weight=0.5
+    )[0]
     run = weighted.run(IDEA)
     assert run.foils == expander.foils(IDEA) and run.foils  # "a red star in daylight", ...
     for entry in run.candidates:
