@@ -66,7 +66,7 @@ class AgentConfig(BaseModel):
         "refiner either way; in the objective they cost PocketBench points (docs/agent.md).",
     )
     contrast_weight: float = Field(
-        0.1,
+        0.5,
         ge=0.0,
         description="objective += w * P(the image prefers the idea to its foils), in [0, 1].",
     )
