@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from imagineer.prompting.layout import joined_things
+from imagineer.prompting.layout import joined_things, split_relation
 from imagineer.prompting.vocabulary import TermGroup, Vocabulary
 
 _ARTICLE = re.compile(r"^(a|an|the)\s+", re.I)
@@ -79,9 +79,9 @@ def _fix_articles(text: str) -> str:
 
 def _relation_and_binding(idea: str, vocabulary: Vocabulary) -> list[str]:
     """Binding swapped, relation reversed, and each of two things drawn twice instead."""
-    split = _relation_split(idea, vocabulary)
+    split = split_relation(idea, vocabulary)
     if split is not None:
-        first, joiner, second = split
+        first, joiner, second = split.subject, split.phrase, split.reference
         foils = [f"{second} {joiner} {first}"]
     else:
         things = joined_things(idea)
@@ -100,15 +100,6 @@ def _relation_and_binding(idea: str, vocabulary: Vocabulary) -> list[str]:
     two = _number_phrase(vocabulary, "2")
     foils += [f"{two} {_plural(_noun(thing))}" for thing in (first, second) if two]
     return foils
-
-
-def _relation_split(idea: str, vocabulary: Vocabulary) -> tuple[str, str, str] | None:
-    for option in vocabulary.group("relation").options:
-        for phrase in sorted(option.phrases, key=len, reverse=True):
-            match = re.fullmatch(rf"(.+?)\s+({re.escape(phrase)})\s+(.+)", idea, flags=re.I)
-            if match and not _modifies(match.group(3), vocabulary):
-                return match.group(1).strip(), match.group(2), match.group(3).strip()
-    return None
 
 
 def _swap_modifiers(first: str, second: str) -> tuple[str, str] | None:
@@ -174,10 +165,6 @@ def _near(name: str, stated: str) -> bool:
     if name.isdigit() and stated.isdigit():
         return abs(int(name) - int(stated)) == 1
     return True
-
-
-def _modifies(phrase: str, vocabulary: Vocabulary) -> bool:
-    return any(vocabulary.group(name).find(phrase) for name in ("lighting", "style"))
 
 
 def _number_phrase(vocabulary: Vocabulary, count: str) -> str | None:

@@ -20,6 +20,7 @@ pocket world and the general vocabulary each speak their own phrases.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from imagineer.prompting.vocabulary import TermOption, Vocabulary
 
@@ -102,18 +103,36 @@ def joined_things(idea: str, vocabulary: Vocabulary | None = None) -> list[str]:
 
 def _relation(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:
     """``(["a star", "a heart"], ("top", "bottom"))`` for "a star above a heart", else None."""
+    split = split_relation(idea, vocabulary)
+    if split is None or split.relation not in _RELATION_PLACES:
+        return None
+    return [split.subject, split.reference], _RELATION_PLACES[split.relation]
+
+
+class RelationSplit(NamedTuple):
+    """An idea read as ``subject phrase reference``: "a star" "above" "a heart"."""
+
+    subject: str
+    phrase: str
+    reference: str
+    relation: str
+
+
+def split_relation(idea: str, vocabulary: Vocabulary) -> RelationSplit | None:
+    """The idea split at a phrase of the vocabulary's ``relation`` group, or None.
+
+    A reference that is a modifier is no second thing ("a star under neon lights" is a
+    lighting), so such an idea is not split.
+    """
     for option in vocabulary.group("relation").options:
-        if option.name not in _RELATION_PLACES:
-            continue
         for phrase in sorted(option.phrases, key=len, reverse=True):
-            match = re.fullmatch(rf"(.+?)\s+{re.escape(phrase)}\s+(.+)", idea, flags=re.I)
+            match = re.fullmatch(rf"(.+?)\s+({re.escape(phrase)})\s+(.+)", idea, flags=re.I)
             if match is None:
                 continue
-            subject, reference = (part.strip(" ,") for part in match.groups())
-            # "a star under neon lights" is a lighting, not a second thing
+            subject, reference = match.group(1).strip(" ,"), match.group(3).strip(" ,")
             if _is_modifier(reference, vocabulary):
                 return None
-            return [subject, reference], _RELATION_PLACES[option.name]
+            return RelationSplit(subject, match.group(2), reference, option.name)
     return None
 
 
