@@ -1,0 +1,283 @@
+"""How well does a scorer pick among renders? Scorers side by side on the same PocketBench renders.
+
+Best-of-N is only as good as the scorer's ranking of images for one short idea. This renders N
+images per idea once (the seeds ``pocketbench.py`` uses, so its best-of-N is reproduced), judges
+every render, and then, for each scorer given, reports per task and overall:
+
+- ``best``: the all-attributes accuracy of the render the scorer ranks first (best-of-N);
+- ``auc``: over ideas with both right and wrong renders, how often a right render outscores a
+  wrong one (0.5 is a scorer that cannot tell them apart);
+- ``single`` (the first render) and ``oracle`` (any render right) bound what selection can do.
+
+Renders and verdicts are cached (``--cache``), so comparing scorers costs seconds after the
+first run.
+
+``--references`` adds the same AUC on ground-truth renders instead of generated ones: for each
+idea, scenes drawn to satisfy it alternate with one-attribute swaps that break it (rendered
+exactly, so the labels are exact). ``--img2img S`` first passes those references through the
+generator's img2img at strength ``S`` with each scene's full caption, so they look generated
+while (mostly) keeping their content; the share the judge still reads as labelled is printed.
+A scorer that ranks references well but generated renders poorly is reading the renderer's
+pictures, not the generator's.
+
+    .venv/bin/python benchmarks/selection.py --per-task 10 \
+        --scorer imagineer/pocket/models/scorer --scorer runs/pocket7/models/scorer --json
+    .venv/bin/python benchmarks/selection.py --per-task 10 --references --img2img 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from imagineer.agent.loop import sub_seed
+from imagineer.generators import DiffusersGenerator
+from imagineer.pocket.bench import BenchItem, load_pocketbench
+from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
+from imagineer.pocket.judge import finding_from_scene, judge, judge_finding, sample_scene_for
+from imagineer.pocket.paths import pocket_generator_dir, pocket_scorer_dir
+from imagineer.pocket.render import render_scene
+from imagineer.pocket.world import World, load_world
+from imagineer.scoring.clip_scorer import ClipScorer
+
+
+def pick_items(per_task: int | None, quick: bool) -> list[BenchItem]:
+    """PocketBench items, optionally only the first ``per_task`` of each task (as pocketbench)."""
+    items = load_pocketbench(quick=quick)
+    if per_task is None:
+        return items
+    by_task: dict[str, list[BenchItem]] = defaultdict(list)
+    for item in items:
+        by_task[item.task].append(item)
+    return [item for group in by_task.values() for item in group[:per_task]]
+
+
+def renders(
+    items: list[BenchItem], model: str, budget: int, seed: int, cache: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached."""
+    key = {"ids": [i.id for i in items], "model": model, "budget": budget, "seed": seed}
+    if cache.exists():
+        stored = np.load(cache, allow_pickle=False)
+        if json.loads(str(stored["key"])) == key:
+            return stored["images"], stored["right"]
+    generator = DiffusersGenerator(model)
+    images, right = [], []
+    for index, item in enumerate(items, start=1):
+        candidates = generator.render(
+            item.idea, n=budget, seed=sub_seed(seed, "pocketbench", item.id)
+        )
+        images.append(np.stack([np.asarray(c.image.convert("RGB")) for c in candidates]))
+        right.append([judge(c.image, item.requirement).all_correct for c in candidates])
+        print(f"[{index}/{len(items)}] {item.id} {item.idea!r}: {sum(right[-1])}/{budget} right")
+    result = np.stack(images), np.array(right, dtype=bool)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".partial.npz")
+    np.savez_compressed(partial, key=json.dumps(key), images=result[0], right=result[1])
+    partial.replace(cache)
+    return result
+
+
+def references(
+    item: BenchItem, n: int, seed: int, world: World
+) -> tuple[list[Image.Image], list[str], np.ndarray]:
+    """``n`` ground-truth renders for an idea, alternately right and wrong, with full captions.
+
+    Right scenes are drawn to satisfy the idea; each wrong one is a right scene with one
+    attribute swapped so that it no longer does (the hard case for a scorer).
+    """
+    rng = np.random.default_rng(sub_seed(seed, "references", item.id))
+    pictures: list[Image.Image] = []
+    captions: list[str] = []
+    right: list[bool] = []
+    while len(pictures) < n:
+        scene = sample_scene_for(item.requirement, rng, world)
+        wanted = len(pictures) % 2 == 0
+        if not wanted:
+            other = swap(scene, str(rng.choice(SWAP_KINDS)), rng, world)
+            if other is None:
+                continue
+            if judge_finding(finding_from_scene(other, world), item.requirement, world).all_correct:
+                continue
+            scene = other
+        pictures.append(render_scene(scene, world, seed=int(rng.integers(2**31))))
+        captions.append(describe(scene, int(rng.integers(2**31)), world, True))
+        right.append(wanted)
+    return pictures, captions, np.array(right)
+
+
+def reference_aucs(
+    scorers: dict[str, ClipScorer],
+    items: list[BenchItem],
+    seed: int,
+    model: str,
+    strength: float | None,
+) -> dict[str, Any]:
+    """Per scorer and task: mean AUC on reference renders (through img2img if ``strength``)."""
+    world = load_world()
+    aucs: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in scorers}
+    agree: list[float] = []
+    img2img = _img2img(model) if strength is not None else None
+    for index, item in enumerate(items):
+        pictures, captions, right = references(item, 8, seed, world)
+        if img2img is not None:
+            pictures = img2img(
+                prompt=captions,
+                image=pictures,
+                strength=strength,
+                num_inference_steps=20,
+                guidance_scale=4.0,
+                generator=_torch_generator(sub_seed(seed, "img2img", item.id)),
+            ).images
+            agree += [
+                judge(p, item.requirement).all_correct == r
+                for p, r in zip(pictures, right, strict=True)
+            ]
+        for name, scorer in scorers.items():
+            cosines = np.array([s.cosine for s in scorer.score(pictures, item.idea)])
+            value = auc(cosines, right)
+            if value is not None:
+                aucs[name][item.task].append(value)
+                aucs[name]["overall"].append(value)
+        print(f"references [{index + 1}/{len(items)}] {item.id}", flush=True)
+    return {
+        "img2img_strength": strength,
+        "judge_agrees_with_labels": float(np.mean(agree)) if agree else None,
+        "auc": {name: {t: float(np.mean(v)) for t, v in by.items()} for name, by in aucs.items()},
+    }
+
+
+def _img2img(model: str) -> Any:
+    """The generator's own components as a diffusers img2img pipeline."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    text2img = DiffusersGenerator(model).pipeline  # float32 on a CPU
+    pipe: Any = StableDiffusionImg2ImgPipeline(**text2img.components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _torch_generator(seed: int) -> Any:
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def auc(scores: np.ndarray, right: np.ndarray) -> float | None:
+    """P(score of a right render > score of a wrong one), ties half; None without both kinds."""
+    good, bad = scores[right], scores[~right]
+    if len(good) == 0 or len(bad) == 0:
+        return None
+    wins = (good[:, None] > bad[None, :]).sum() + 0.5 * (good[:, None] == bad[None, :]).sum()
+    return float(wins / (len(good) * len(bad)))
+
+
+def evaluate(
+    scorer: ClipScorer, items: list[BenchItem], images: np.ndarray, right: np.ndarray
+) -> dict[str, dict[str, float | None]]:
+    """Per task (and ``overall``): best-of-N accuracy and mean AUC of ``scorer``'s cosines."""
+    best: dict[str, list[bool]] = defaultdict(list)
+    aucs: dict[str, list[float]] = defaultdict(list)
+    for item, stack, verdicts in zip(items, images, right, strict=True):
+        pictures = [Image.fromarray(image) for image in stack]
+        cosines = np.array([s.cosine for s in scorer.score(pictures, item.idea)])
+        for task in (item.task, "overall"):
+            best[task].append(bool(verdicts[int(cosines.argmax())]))
+            value = auc(cosines, verdicts)
+            if value is not None:
+                aucs[task].append(value)
+    return {
+        task: {
+            "best": 100.0 * float(np.mean(hits)),
+            "auc": float(np.mean(aucs[task])) if aucs[task] else None,
+        }
+        for task, hits in best.items()
+    }
+
+
+def bounds(items: list[BenchItem], right: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per task (and ``overall``): single-shot and oracle accuracies in percent."""
+    rows: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    for item, verdicts in zip(items, right, strict=True):
+        for task in (item.task, "overall"):
+            rows[task].append((bool(verdicts[0]), bool(verdicts.any())))
+    return {
+        task: {
+            "single": 100.0 * float(np.mean([r[0] for r in pairs])),
+            "oracle": 100.0 * float(np.mean([r[1] for r in pairs])),
+        }
+        for task, pairs in rows.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=int, default=16, help="renders per idea (N)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="the representative quick subset")
+    parser.add_argument("--per-task", type=int, default=None, help="first K ideas of each task")
+    parser.add_argument("--model", default=None, help="generator (pocket default)")
+    parser.add_argument(
+        "--scorer", action="append", default=None, help="scorer to compare (repeatable)"
+    )
+    parser.add_argument("--cache", type=Path, default=Path("runs/selection-cache.npz"))
+    parser.add_argument(
+        "--references", action="store_true", help="also AUC on ground-truth renders"
+    )
+    parser.add_argument(
+        "--img2img", type=float, default=None, help="references through img2img at strength S"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    items = pick_items(args.per_task, args.quick)
+    model = args.model or str(pocket_generator_dir())
+    images, right = renders(items, model, args.budget, args.seed, args.cache)
+    table: dict[str, Any] = {"bounds": bounds(items, right), "scorers": {}}
+    scorers = {name: ClipScorer(name) for name in args.scorer or [str(pocket_scorer_dir())]}
+    for name, scorer in scorers.items():
+        table["scorers"][name] = evaluate(scorer, items, images, right)
+    if args.references or args.img2img is not None:
+        table["references"] = reference_aucs(scorers, items, args.seed, model, args.img2img)
+
+    tasks = list(table["bounds"])
+    print(
+        f"{'task':<16}{'single':>8}{'oracle':>8}"
+        + "".join(f"{'best':>8}{'auc':>6}" for _ in table["scorers"])
+    )
+    for task in tasks:
+        row = table["bounds"][task]
+        line = f"{task:<16}{row['single']:7.1f}%{row['oracle']:7.1f}%"
+        for result in table["scorers"].values():
+            value = result[task]["auc"]
+            line += f"{result[task]['best']:7.1f}%" + (
+                f"{value:6.2f}" if value is not None else "     -"
+            )
+        print(line)
+    if "references" in table:
+        kind = "img2img'd references" if args.img2img is not None else "references"
+        print(f"AUC on {kind}:")
+        for task in tasks:
+            values = [table["references"]["auc"][name].get(task) for name in scorers]
+            print(
+                f"{task:<16}" + "".join(f"{v:6.2f}" if v is not None else "     -" for v in values)
+            )
+        if args.img2img is not None:
+            agreed = table["references"]["judge_agrees_with_labels"]
+            print(f"judge agrees with the reference labels after img2img: {100 * agreed:.1f}%")
+    for index, name in enumerate(table["scorers"], start=1):
+        print(f"scorer {index}: {name}")
+    if args.json:
+        print(json.dumps({"budget": args.budget, "seed": args.seed, "ideas": len(items), **table}))
+
+
+if __name__ == "__main__":
+    main()
