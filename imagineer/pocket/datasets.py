@@ -249,8 +249,15 @@ def build_renders(
         else:
             scene = training_scene(rng, world)
         scenes.append(scene)
-        images[index] = np.asarray(render_scene(scene, world, seed=seed * 1_000_003 + index))
+        images[index] = np.asarray(render_scene(scene, world, seed=render_seed(seed, index)))
     return images, scenes
+
+
+def render_seed(seed: int, index: int) -> int:
+    """The render seed of training scene ``index`` of the set drawn with ``seed``: rendering a
+    changed copy of that scene with it keeps every texture and the grain, so only the change
+    differs."""
+    return seed * 1_000_003 + index
 
 
 def cached_renders(

@@ -78,19 +78,19 @@ def clip_stage(
     """
     from imagineer.pocket.convert import to_clip_text_model
     from imagineer.pocket.export import export_scorer
-    from imagineer.pocket.train_clip import train_clip
+    from imagineer.pocket.train_clip import RankTune, train_clip
 
     stage, text_dir = config.clip, run_dir / "text_encoder"
     frozen_at = min(stage.text_encoder_step or stage.steps, stage.steps)
     args = (data, held_out, world, run_dir, config.seed, deadline)
     if not (text_dir / "config.json").is_file():
-        first = stage.model_copy(update={"steps": frozen_at})
+        first = stage.model_copy(update={"steps": frozen_at, "tune": RankTune()})
         model = train_clip(config.clip_spec, first, *args)
         if model is None:
             return
         to_clip_text_model(model).save_pretrained(str(text_dir))
         export_scorer(model, config.clip_spec, out / "scorer")
-    if stage.steps > frozen_at:
+    if stage.total_steps > frozen_at:
         model = train_clip(config.clip_spec, stage, *args)
         if model is not None:
             export_scorer(model, config.clip_spec, out / "scorer")

@@ -5,13 +5,19 @@ two captions that differ only in a position or a colour binding side by side. Ea
 also meets ``negatives`` captions of its own scene with one attribute swapped, in the same
 softmax, so the model must read every attribute to rank its caption first. The same text tower
 later conditions the generator, which is why this matters twice.
+
+Ranking captions for one image is not what best-of-N asks, though: it ranks images for one
+caption. An optional last phase (``ClipStage.tune``) adds the mirror image of the hard
+negatives: each caption also meets renders of its own scene with one *mentioned* attribute
+changed (same render seed, so every texture and the grain are shared and only the change
+differs), and must rank its true render above them.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,14 +33,34 @@ from imagineer.pocket.checkpoints import (
     set_warmup_lr,
     step_rng,
 )
-from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
+from imagineer.pocket.datasets import SWAP_KINDS, describe, render_seed, swap
 from imagineer.pocket.models import ClipSpec, build_clip, encode_text_prefix
+from imagineer.pocket.render import render_scene
 from imagineer.pocket.world import Scene, World
 
 logger = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's OPENAI_DATASET_MEAN
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class RankTune(BaseModel):
+    """The CLIP stage's last phase: rank renders for one caption, as best-of-N asks of a scorer.
+
+    It runs after the stage's ``steps`` with its own learning rate (warm-up, then a linear
+    decay to zero over the phase), keeping every loss of the main phase and adding the
+    image-side hard negatives. ``steps`` 0 leaves it out.
+    """
+
+    steps: int = Field(0, ge=0)
+    lr: float = Field(1e-4, gt=0)
+    warmup: int = Field(50, ge=0)
+    image_negatives: int = Field(
+        2,
+        ge=1,
+        description="Renders per caption of its scene with one mentioned attribute swapped.",
+    )
+    image_weight: float = Field(1.0, ge=0, description="Weight of the image-side hard term.")
 
 
 class ClipStage(BaseModel):
@@ -72,6 +98,25 @@ class ClipStage(BaseModel):
     )
     save_every: int = Field(150, ge=1)
     eval_every: int = Field(250, ge=1)
+    tune: RankTune = RankTune()
+
+    @property
+    def total_steps(self) -> int:
+        """The main phase and the ranking phase."""
+        return self.steps + self.tune.steps
+
+
+class CaptionBatch(NamedTuple):
+    """Captions of a batch of scenes, with each scene's hard negatives.
+
+    ``negatives[i][j]`` is the caption of ``swapped[i][j]``, scene ``i`` with one attribute
+    changed; it differs from ``positives[i]``, so the change is one the caption mentions and
+    ``positives[i]`` is false of ``swapped[i][j]``.
+    """
+
+    positives: list[str]
+    negatives: list[list[str]]
+    swapped: list[list[Scene]]
 
 
 def pixels_to_clip(images: np.ndarray) -> torch.Tensor:
@@ -84,7 +129,7 @@ def pixels_to_clip(images: np.ndarray) -> torch.Tensor:
 
 def caption_batch(
     scenes: list[Scene], rng: np.random.Generator, world: World, stage: ClipStage
-) -> tuple[list[str], list[list[str]]]:
+) -> CaptionBatch:
     """Each scene's caption and its hard negatives (same seed, one attribute swapped).
 
     A share ``stage.p_world_caption`` of captions comes from the world's captioner, the wording
@@ -96,7 +141,7 @@ def caption_batch(
     nearly everything ranks images by what the idea does not say.
     """
     sparse_world = _sparse(world, stage.sparse_scale)
-    positives, negatives = [], []
+    batch = CaptionBatch([], [], [])
     for scene in scenes:
         seed, full = int(rng.integers(2**31)), bool(rng.random() < stage.p_full)
         worded = bool(rng.random() < stage.p_world_caption)
@@ -105,16 +150,21 @@ def caption_batch(
         words = sparse_world if sparse else world
         text = _describe(scene, seed, words, full, worded)
         own: list[str] = []
+        changed: list[Scene] = []
         for kind in rng.permutation(SWAP_KINDS):
             if len(own) == stage.negatives:
                 break
             other = swap(scene, str(kind), rng, world)
-            other_text = _describe(other, seed, words, full, worded) if other is not None else text
+            if other is None:
+                continue
+            other_text = _describe(other, seed, words, full, worded)
             if other_text != text and other_text not in own:
                 own.append(other_text)
-        positives.append(text)
-        negatives.append(own)
-    return positives, negatives
+                changed.append(other)
+        batch.positives.append(text)
+        batch.negatives.append(own)
+        batch.swapped.append(changed)
+    return batch
 
 
 def _sparse(world: World, scale: float) -> World:
@@ -133,34 +183,54 @@ def _describe(scene: Scene, seed: int, world: World, full: bool, worded: bool) -
 
 
 def contrastive_loss(
-    model: Any, images: torch.Tensor, tokens: torch.Tensor, owners: list[int], hard_weight: float
+    model: Any,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    owners: list[int],
+    hard_weight: float,
+    image_owners: list[int] | None = None,
+    image_weight: float = 0.0,
 ) -> Any:
     """Symmetric CLIP loss plus a term that ranks each image's caption above its own swaps.
 
-    The first ``len(images)`` texts are the captions; the others are hard negatives, the one at
+    The first ``batch`` texts are the captions; the others are hard negatives, the one at
     ``batch + j`` belonging to image ``owners[j]``. In the batch-wide softmax a few swapped
     captions are outweighed by hundreds of easy in-batch ones (measured: colour and lighting
     near 100% pairwise after 450 steps, shape, position and style near chance), so the second
     term scores each image against its caption and its own negatives only.
+
+    With ``image_owners``, ``images`` holds ``batch`` true renders followed by image-side hard
+    negatives, the one at ``batch + j`` a swapped render for caption ``image_owners[j]``, and a
+    third term (weight ``image_weight``) ranks each caption's render above its own swapped ones.
     """
-    batch = images.shape[0]
-    image = F.normalize(model.encode_image(images), dim=-1)
+    batch = tokens.shape[0] - len(owners)
+    features = F.normalize(model.encode_image(images), dim=-1)
+    image = features[:batch]
     text = F.normalize(encode_text_prefix(model, tokens), dim=-1)
     scale = model.logit_scale.exp().clamp(max=100)
     targets = torch.arange(batch)
     per_image = F.cross_entropy(scale * image @ text.T, targets)
     per_text = F.cross_entropy(scale * text[:batch] @ image.T, targets)
     loss = (per_image + per_text) / 2
-    if hard_weight == 0 or not owners:
-        return loss
-    return loss + hard_weight * _own_negatives_loss(image, text, owners, scale)
+    if hard_weight > 0 and owners:
+        loss = loss + hard_weight * _own_negatives_loss(image, text, owners, scale)
+    if image_weight > 0 and image_owners:
+        loss = loss + image_weight * _own_negatives_loss(
+            text[:batch], features, image_owners, scale
+        )
+    return loss
 
 
 def _own_negatives_loss(
-    image: torch.Tensor, text: torch.Tensor, owners: list[int], scale: torch.Tensor
+    anchor: torch.Tensor, candidates: torch.Tensor, owners: list[int], scale: torch.Tensor
 ) -> torch.Tensor:
-    """Cross-entropy of [caption, own negatives...] per image (missing slots masked out)."""
-    batch = image.shape[0]
+    """Cross-entropy of [match, own negatives...] per anchor (missing slots masked out).
+
+    ``candidates`` holds each anchor's match (rows ``0..batch-1``) followed by negatives, the
+    one at ``batch + j`` belonging to anchor ``owners[j]``: captions for image anchors, or
+    renders for caption anchors.
+    """
+    batch = anchor.shape[0]
     owner = torch.tensor(owners)
     slot = torch.zeros(len(owners), dtype=torch.long)
     counts = [0] * batch
@@ -168,8 +238,8 @@ def _own_negatives_loss(
         counts[i] += 1
         slot[j] = counts[i]
     logits = torch.full((batch, max(counts) + 1), float("-inf"))
-    logits[:, 0] = scale * (image * text[:batch]).sum(-1)
-    logits = logits.index_put((owner, slot), scale * (image[owner] * text[batch:]).sum(-1))
+    logits[:, 0] = scale * (anchor * candidates[:batch]).sum(-1)
+    logits = logits.index_put((owner, slot), scale * (anchor[owner] * candidates[batch:]).sum(-1))
     return F.cross_entropy(logits, torch.zeros(batch, dtype=torch.long))
 
 
@@ -233,29 +303,71 @@ def train_clip(
     path = run_dir / "clip.pt"
     step = _restore(path, model, optimiser)
     images, scenes = data
-    while step < stage.steps and not deadline.passed():
+    end = stage.total_steps
+    while step < end and not deadline.passed():
         rng = step_rng(seed, step, stream=1)
         index = rng.choice(len(scenes), size=stage.batch, replace=False)
-        positives, negatives = caption_batch([scenes[i] for i in index], rng, world, stage)
-        tokens = tokenizer(positives + [t for own in negatives for t in own])
-        owners = [i for i, own in enumerate(negatives) for _ in own]
+        batch = caption_batch([scenes[i] for i in index], rng, world, stage)
+        tokens = tokenizer(batch.positives + [t for own in batch.negatives for t in own])
+        owners = [i for i, own in enumerate(batch.negatives) for _ in own]
         hard = stage.hard_weight if step >= stage.hard_from_step else 0.0
-        set_warmup_lr(
-            optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.cooldown
-        )
+        pixels, image_owners = images[index], None
+        if step < stage.steps:
+            set_warmup_lr(
+                optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.cooldown
+            )
+        else:  # 1b. the ranking phase
+            tune = stage.tune
+            set_warmup_lr(
+                optimiser,
+                tune.lr,
+                tune.warmup,
+                step - stage.steps,
+                steps=tune.steps,
+                cooldown=tune.steps,
+            )
+            swapped, image_owners = swapped_renders(batch, index, seed, world, tune.image_negatives)
+            pixels = np.concatenate([pixels, swapped])
         model.train()
-        loss = contrastive_loss(model, pixels_to_clip(images[index]), tokens, owners, hard)
+        loss = contrastive_loss(
+            model,
+            pixels_to_clip(pixels),
+            tokens,
+            owners,
+            hard,
+            image_owners=image_owners,
+            image_weight=stage.tune.image_weight,
+        )
         optimise(optimiser, model, loss)
         step += 1
         if step % 25 == 0:
             logger.info("clip step %d loss %.4f", step, loss.item())
-        if step % stage.eval_every == 0 or step == stage.steps:
+        if step % stage.eval_every == 0 or step == end:
             model.eval()
             accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
             logger.info("clip step %d swap-rank accuracy %.3f", step, accuracy)
-        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
+        if step % stage.save_every == 0 or step == end or deadline.passed():
             save_checkpoint(path, _state(model, optimiser, step))
-    return model.eval() if step >= stage.steps else None
+    return model.eval() if step >= end else None
+
+
+def swapped_renders(
+    batch: CaptionBatch, index: np.ndarray, seed: int, world: World, per_caption: int
+) -> tuple[np.ndarray, list[int]]:
+    """Renders of the first ``per_caption`` swapped scenes of each caption, with their owners.
+
+    Each is rendered with its training scene's own render seed, so it differs from the true
+    render only by the swapped attribute.
+    """
+    pictures, owners = [], []
+    for i, changed in enumerate(batch.swapped):
+        for scene in changed[:per_caption]:
+            render = render_scene(scene, world, seed=render_seed(seed, int(index[i])))
+            pictures.append(np.asarray(render))
+            owners.append(i)
+    size = world.canvas_px
+    empty = np.empty((0, size, size, 3), dtype=np.uint8)
+    return (np.stack(pictures) if pictures else empty), owners
 
 
 def _state(model: Any, optimiser: Any, step: int) -> dict[str, Any]:

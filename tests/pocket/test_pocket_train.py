@@ -9,7 +9,7 @@ from tiny_specs import TINY_CLIP as TINY
 
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.datasets import build_renders
-from imagineer.pocket.train_clip import ClipStage, train_clip
+from imagineer.pocket.train_clip import ClipStage, RankTune, train_clip
 from imagineer.pocket.world import load_world
 
 
@@ -28,6 +28,74 @@ def test_resumed_clip_run_matches_an_unbroken_one(tmp_path: Path) -> None:
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_ranking_phase_continues_a_finished_main_phase_exactly(tmp_path: Path) -> None:
+    # As the pipeline runs it: the main phase first (no tune), then the same stage with a tune.
+    world = load_world()
+    data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
+
+    def stage(tune_steps: int) -> ClipStage:
+        tune = RankTune(steps=tune_steps, warmup=0, lr=1e-3, image_negatives=2)
+        return ClipStage(steps=2, batch=4, negatives=2, save_every=1, eval_every=100, tune=tune)
+
+    def train(run_dir: Path, tune_steps: int) -> torch.nn.Module:
+        model = train_clip(
+            TINY, stage(tune_steps), data, held_out, world, run_dir, 0, Deadline(None)
+        )
+        assert model is not None
+        return model
+
+    straight = train(tmp_path / "straight", 2)
+    untuned = train(tmp_path / "split", 0)
+    untuned_state = {k: v.clone() for k, v in untuned.state_dict().items()}
+    resumed = train(tmp_path / "split", 2)
+    assert torch.load(tmp_path / "split" / "clip.pt", weights_only=True)["step"] == 4
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert any(not torch.equal(untuned_state[k], v) for k, v in resumed.state_dict().items())
+
+
+def test_own_negatives_loss_ranks_the_match_against_its_own_negatives_only() -> None:
+    from imagineer.pocket.train_clip import _own_negatives_loss
+
+    anchor = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    # anchor 0 has two negatives identical to its match, anchor 2 one; anchor 1 none
+    candidates = torch.cat([anchor, anchor[[0, 0, 2]]])
+    loss = _own_negatives_loss(anchor, candidates, [0, 0, 2], torch.tensor(10.0))
+    expected = (torch.log(torch.tensor(3.0)) + 0 + torch.log(torch.tensor(2.0))) / 3
+    assert torch.isclose(loss, expected, atol=1e-6)
+    # a negative that matches the anchor less than its match costs less than log 2
+    far = torch.cat([anchor, -anchor[[1]]])
+    assert _own_negatives_loss(anchor, far, [1], torch.tensor(10.0)) < 1e-3
+
+
+def test_swapped_renders_change_only_what_the_caption_mentions() -> None:
+    import numpy as np
+
+    from imagineer.pocket.datasets import render_seed
+    from imagineer.pocket.render import render_scene
+    from imagineer.pocket.train_clip import caption_batch, swapped_renders
+
+    world = load_world()
+    images, scenes = build_renders(6, 5, world)
+    # the render seed reproduces the training render exactly
+    for index, scene in enumerate(scenes):
+        assert np.array_equal(
+            np.asarray(render_scene(scene, world, seed=render_seed(5, index))), images[index]
+        )
+    index = np.arange(6)
+    stage = ClipStage(negatives=3, p_full=0.5, p_world_caption=0.5)
+    batch = caption_batch(scenes, np.random.default_rng(0), world, stage)
+    pictures, owners = swapped_renders(batch, index, 5, world, per_caption=2)
+    assert owners == [i for i, own in enumerate(batch.swapped) for _ in own[:2]]
+    assert len(pictures) == len(owners) >= 6
+    for picture, owner in zip(pictures, owners, strict=True):
+        assert not np.array_equal(picture, images[owner])
+    for text, own, changed in zip(batch.positives, batch.negatives, batch.swapped, strict=True):
+        assert len(own) == len(changed) and text not in own
 
 
 def test_deadline_stops_at_a_checkpoint(tmp_path: Path) -> None:
@@ -73,7 +141,8 @@ def test_clip_captions_mix_in_the_world_captioner_and_negatives_are_worded_alike
 
     def batch(p_world_caption: float) -> tuple[list[str], list[list[str]]]:
         stage = ClipStage(p_world_caption=p_world_caption, negatives=3, p_full=0.0)
-        return caption_batch(scenes, np.random.default_rng(1), world, stage)
+        drawn = caption_batch(scenes, np.random.default_rng(1), world, stage)
+        return drawn.positives, drawn.negatives
 
     plain, plain_negatives = batch(0.0)
     worded, worded_negatives = batch(1.0)
@@ -98,14 +167,14 @@ def test_sparse_captions_say_less_and_leave_other_recipes_unchanged() -> None:
 
     def words(**knobs: float) -> float:
         stage = ClipStage(p_full=0.0, p_world_caption=0.5, **knobs)
-        positives, _ = caption_batch(scenes, np.random.default_rng(3), world, stage)
+        positives = caption_batch(scenes, np.random.default_rng(3), world, stage).positives
         return sum(len(t.split()) for t in positives) / len(positives)
 
     assert words(p_sparse=1.0) < 0.75 * words(p_sparse=0.0)
     # p_sparse = 0 draws nothing extra, so recipes from before it replay their captions (this
     # one was drawn by the code before p_sparse existed)
     stage = ClipStage(p_world_caption=0.5)
-    positives, _ = caption_batch(scenes[:3], np.random.default_rng(3), world, stage)
+    positives = caption_batch(scenes[:3], np.random.default_rng(3), world, stage).positives
     assert positives[0] == (
         "blurry, a small purple pyramid shape on the right, flat illustration, neon lighting"
     )
