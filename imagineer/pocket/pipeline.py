@@ -53,7 +53,10 @@ def run(
         done = unet_stage(config, data, world, run_dir, deadline)
         if done:
             export(config, run_dir, out)
-    # 7. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
+    # 7. The scorer adapted to the exported generator's pictures.
+    if "adapt" in stages and config.adapt.steps > 0 and not deadline.passed():
+        adapt_stage(config, data, held_out, world, run_dir, out, deadline)
+    # 8. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
     #    stage's first export).
     if "export" in stages:
         export_scorer_checkpoint(config, run_dir, out)
@@ -298,19 +301,55 @@ def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
     logger.info("reused the text encoder and VAE of %s", generator)
 
 
-def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
-    """Write the scorer from the CLIP stage's latest checkpoint, wherever that stage stopped."""
+def adapt_stage(
+    config: TrainConfig,
+    data: Renders,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    out: Path,
+    deadline: Deadline,
+) -> None:
+    """Adapt the finished CLIP to the exported generator's pictures; export the scorer when done."""
+    from imagineer.pocket.adapt_clip import adapt_clip, build_pool
     from imagineer.pocket.checkpoints import load_checkpoint
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.models import build_clip
 
-    state = load_checkpoint(run_dir / "clip.pt")
-    if state is None:
+    clip = load_checkpoint(run_dir / "clip.pt")
+    generator = out / "generator"
+    if clip is None or clip["step"] < config.clip.total_steps or not generator.is_dir():
+        logger.warning("adapt stage needs the clip stage done and %s exported; skipping", generator)
+        return
+    pool = build_pool(
+        config.adapt, data, world, generator, run_dir / "adapt_pool", config.seed, deadline
+    )
+    if pool is None:
+        return
+    model = build_clip(config.clip_spec)
+    model.load_state_dict(clip["model"])
+    args = (pool, data, held_out, world, run_dir, config.seed, deadline)
+    adapted = adapt_clip(model, config.clip, config.adapt, *args)
+    if adapted is not None:
+        export_scorer(adapted, config.clip_spec, out / "scorer")
+
+
+def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
+    """Write the scorer from the latest checkpoint of its last stage (adapt, else clip)."""
+    from imagineer.pocket.checkpoints import load_checkpoint
+    from imagineer.pocket.export import export_scorer
+    from imagineer.pocket.models import build_clip
+
+    for name in ("adapt", "clip"):
+        state = load_checkpoint(run_dir / f"{name}.pt")
+        if state is not None:
+            break
+    else:
         logger.warning("no CLIP checkpoint in %s yet; no scorer to export", run_dir)
         return
     model = build_clip(config.clip_spec)
     model.load_state_dict(state["model"])
-    logger.info("exporting the scorer at CLIP step %d", state["step"])
+    logger.info("exporting the scorer at %s step %d", name, state["step"])
     export_scorer(model.eval(), config.clip_spec, out / "scorer")
 
 

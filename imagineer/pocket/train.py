@@ -1,5 +1,6 @@
 """Train the pocket models: ``clip`` (scorer), ``text`` (the generator's text encoder), ``vae``,
-``decoder`` (the VAE's decoder sharpened, encoder frozen), ``unet``, then ``export`` the generator.
+``decoder`` (the VAE's decoder sharpened, encoder frozen), ``unet``, ``adapt`` (the scorer tuned
+on the generator's own pictures), then ``export``.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
 re-run of the same command continues where the last one stopped, so the ~3 hours of training can
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from imagineer.pocket.adapt_clip import AdaptStage
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 from imagineer.pocket.train_clip import ClipStage
@@ -36,7 +38,7 @@ from imagineer.pocket.train_vae import DecoderStage, VaeStage
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("clip", "text", "vae", "decoder", "unet", "export")
+STAGES = ("clip", "text", "vae", "decoder", "unet", "adapt", "export")
 RECIPE_FILE = Path(__file__).with_name("recipe.json")
 """The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
@@ -55,6 +57,7 @@ class TrainConfig(BaseModel):
     vae: VaeStage = VaeStage()
     decoder: DecoderStage = DecoderStage()
     unet: UnetStage = UnetStage()
+    adapt: AdaptStage = AdaptStage()
     defaults: dict[str, Any] = Field(
         default_factory=lambda: {"steps": 20, "guidance": 4.0, "scheduler": "euler"},
         description="imagineer_defaults.json of the exported generator.",

@@ -106,17 +106,32 @@ class ClipStage(BaseModel):
         return self.steps + self.tune.steps
 
 
+class Wording(NamedTuple):
+    """How one caption was drawn; the same wording describes a changed scene alike."""
+
+    seed: int
+    full: bool
+    worded: bool
+    sparse: bool
+
+    def describe(self, scene: Scene, world: World, stage: ClipStage) -> str:
+        """The caption of ``scene`` in this wording."""
+        words = _sparse(world, stage.sparse_scale) if self.sparse else world
+        return _describe(scene, self.seed, words, self.full, self.worded)
+
+
 class CaptionBatch(NamedTuple):
     """Captions of a batch of scenes, with each scene's hard negatives.
 
     ``negatives[i][j]`` is the caption of ``swapped[i][j]``, scene ``i`` with one attribute
     changed; it differs from ``positives[i]``, so the change is one the caption mentions and
-    ``positives[i]`` is false of ``swapped[i][j]``.
+    ``positives[i]`` is false of ``swapped[i][j]``. ``wordings[i]`` drew ``positives[i]``.
     """
 
     positives: list[str]
     negatives: list[list[str]]
     swapped: list[list[Scene]]
+    wordings: list[Wording]
 
 
 def pixels_to_clip(images: np.ndarray) -> torch.Tensor:
@@ -140,15 +155,14 @@ def caption_batch(
     short ideas leave most of a picture unsaid, and a scorer that has only seen captions naming
     nearly everything ranks images by what the idea does not say.
     """
-    sparse_world = _sparse(world, stage.sparse_scale)
-    batch = CaptionBatch([], [], [])
+    batch = CaptionBatch([], [], [], [])
     for scene in scenes:
         seed, full = int(rng.integers(2**31)), bool(rng.random() < stage.p_full)
         worded = bool(rng.random() < stage.p_world_caption)
         # (no draw when p_sparse is 0, so recipes without it replay their captions exactly)
         sparse = not full and stage.p_sparse > 0 and bool(rng.random() < stage.p_sparse)
-        words = sparse_world if sparse else world
-        text = _describe(scene, seed, words, full, worded)
+        wording = Wording(seed, full, worded, sparse)
+        text = wording.describe(scene, world, stage)
         own: list[str] = []
         changed: list[Scene] = []
         for kind in rng.permutation(SWAP_KINDS):
@@ -157,13 +171,14 @@ def caption_batch(
             other = swap(scene, str(kind), rng, world)
             if other is None:
                 continue
-            other_text = _describe(other, seed, words, full, worded)
+            other_text = wording.describe(other, world, stage)
             if other_text != text and other_text not in own:
                 own.append(other_text)
                 changed.append(other)
         batch.positives.append(text)
         batch.negatives.append(own)
         batch.swapped.append(changed)
+        batch.wordings.append(wording)
     return batch
 
 
