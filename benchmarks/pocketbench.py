@@ -117,6 +117,12 @@ def main() -> None:
     parser.add_argument(
         "--per-task", type=int, default=None, help="only the first K ideas of each task type"
     )
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="with --per-task, skip each task's first S ideas (a disjoint split for tuning)",
+    )
     parser.add_argument("--rounds", type=int, default=4, help="agent rounds")
     parser.add_argument("--specs", type=int, default=2, help="agent specs per round")
     parser.add_argument("--methods", default="baseline,agent", help="baseline[,agent]")
@@ -133,7 +139,8 @@ def main() -> None:
         by_task: dict[str, list[BenchItem]] = defaultdict(list)
         for item in items:
             by_task[item.task].append(item)
-        items = [item for group in by_task.values() for item in group[: args.per_task]]
+        stop = args.offset + args.per_task
+        items = [item for group in by_task.values() for item in group[args.offset : stop]]
     items = items[: args.limit]
     parts = pocket_components(model=args.model, scorer=args.scorer)
     outcomes = []
@@ -150,6 +157,8 @@ def main() -> None:
                     "budget": args.budget,
                     "seed": args.seed,
                     "quick": args.quick,
+                    "per_task": args.per_task,
+                    "offset": args.offset,
                     "agent_config": agent_config(args, args.seed).model_dump(exclude={"seed"}),
                     **summary,
                 }

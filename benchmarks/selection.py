@@ -9,6 +9,10 @@ every render, and then, for each scorer given, reports per task and overall:
   wrong one (0.5 is a scorer that cannot tell them apart);
 - ``single`` (the first render) and ``oracle`` (any render right) bound what selection can do.
 
+``--contrast-weight W`` also ranks by the agent's objective, ``cosine + W * contrast`` (the
+softmax over the idea and its foils, the idea with one stated detail changed), to show what
+that selector alone is worth on the same renders.
+
 Renders and verdicts are cached (``--cache``), so comparing scorers costs seconds after the
 first run.
 
@@ -42,9 +46,11 @@ from imagineer.generators import DiffusersGenerator
 from imagineer.pocket.bench import BenchItem, load_pocketbench
 from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
 from imagineer.pocket.judge import finding_from_scene, judge, judge_finding, sample_scene_for
-from imagineer.pocket.paths import pocket_generator_dir, pocket_scorer_dir
+from imagineer.pocket.paths import WORLD_FILE, pocket_generator_dir, pocket_scorer_dir
 from imagineer.pocket.render import render_scene
 from imagineer.pocket.world import World, load_world
+from imagineer.prompting.foils import foils_for
+from imagineer.prompting.vocabulary import vocabulary_from_world
 from imagineer.scoring.clip_scorer import ClipScorer
 
 
@@ -180,14 +186,22 @@ def auc(scores: np.ndarray, right: np.ndarray) -> float | None:
 
 
 def evaluate(
-    scorer: ClipScorer, items: list[BenchItem], images: np.ndarray, right: np.ndarray
+    scorer: ClipScorer,
+    items: list[BenchItem],
+    images: np.ndarray,
+    right: np.ndarray,
+    contrast_weight: float = 0.0,
 ) -> dict[str, dict[str, float | None]]:
-    """Per task (and ``overall``): best-of-N accuracy and mean AUC of ``scorer``'s cosines."""
+    """Per task (and ``overall``): best-of-N accuracy and mean AUC of ``scorer``'s ranking,
+    by cosine, plus ``contrast_weight`` times the contrast against the idea's foils."""
     best: dict[str, list[bool]] = defaultdict(list)
     aucs: dict[str, list[float]] = defaultdict(list)
+    vocabulary = vocabulary_from_world(WORLD_FILE) if contrast_weight else None
     for item, stack, verdicts in zip(items, images, right, strict=True):
         pictures = [Image.fromarray(image) for image in stack]
-        cosines = np.array([s.cosine for s in scorer.score(pictures, item.idea)])
+        foils = foils_for(item.idea, vocabulary) if vocabulary is not None else []
+        scores = scorer.score(pictures, item.idea, foils=foils)
+        cosines = np.array([s.cosine + contrast_weight * (s.contrast or 0.0) for s in scores])
         for task in (item.task, "overall"):
             best[task].append(bool(verdicts[int(cosines.argmax())]))
             value = auc(cosines, verdicts)
@@ -229,6 +243,9 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path("runs/selection-cache.npz"))
     parser.add_argument(
+        "--contrast-weight", type=float, default=None, help="also rank by cosine + W * contrast"
+    )
+    parser.add_argument(
         "--references", action="store_true", help="also AUC on ground-truth renders"
     )
     parser.add_argument(
@@ -245,6 +262,9 @@ def main() -> None:
     scorers = {name: ClipScorer(name) for name in args.scorer or [str(pocket_scorer_dir())]}
     for name, scorer in scorers.items():
         table["scorers"][name] = evaluate(scorer, items, images, right)
+        if args.contrast_weight:
+            label = f"{name} + {args.contrast_weight:g} * contrast"
+            table["scorers"][label] = evaluate(scorer, items, images, right, args.contrast_weight)
     if args.references or args.img2img is not None:
         table["references"] = reference_aucs(scorers, items, args.seed, model, args.img2img)
 

@@ -37,7 +37,7 @@ from imagineer.pocket.checkpoints import (
     step_generator,
     step_rng,
 )
-from imagineer.pocket.datasets import SWAP_KINDS, describe, render_seed, swap
+from imagineer.pocket.datasets import LAYOUT_KINDS, describe, render_seed, swap
 from imagineer.pocket.render import render_scene
 from imagineer.pocket.train_clip import (
     ClipStage,
@@ -59,6 +59,9 @@ class AdaptStage(BaseModel):
     steps: int = Field(0, ge=0)
     scenes: int = Field(1500, ge=1, description="Training scenes passed through img2img.")
     swaps: int = Field(2, ge=1, description="Swapped copies of each, also passed through.")
+    kinds: tuple[str, ...] = Field(
+        LAYOUT_KINDS, min_length=1, description="Swap kinds the copies are drawn from."
+    )
     strength: tuple[float, float] = Field(
         (0.4, 0.6), description="img2img strength range (one draw per chunk)."
     )
@@ -78,6 +81,9 @@ class AdaptStage(BaseModel):
             raise ValueError(
                 f"strength range must satisfy 0 < low <= high <= 1, got {self.strength}"
             )
+        unknown = sorted(set(self.kinds) - set(LAYOUT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown swap kinds {unknown}; choose from {', '.join(LAYOUT_KINDS)}")
         return self
 
 
@@ -119,7 +125,7 @@ def build_pool(
         rng = step_rng(seed, number, stream=POOL_STREAM)
         pictures, captions, swapped, valid = [], [], [], []
         for index in range(start, stop):
-            changed = _swaps(scenes[index], stage.swaps, rng, world)
+            changed = _swaps(scenes[index], stage.swaps, stage.kinds, rng, world)
             own = [scenes[index], *changed] + [scenes[index]] * (stage.swaps - len(changed))
             for scene in own:
                 pictures.append(render_scene(scene, world, seed=render_seed(seed, index)))
@@ -160,10 +166,12 @@ def load_pool(pool_dir: Path, chunks: int) -> Pool:
     return Pool(np.concatenate(images), swapped, np.concatenate(valid))
 
 
-def _swaps(scene: Scene, n: int, rng: np.random.Generator, world: World) -> list[Scene]:
+def _swaps(
+    scene: Scene, n: int, kinds: tuple[str, ...], rng: np.random.Generator, world: World
+) -> list[Scene]:
     """Up to ``n`` distinct one-attribute swaps of ``scene``, of different kinds."""
     changed: list[Scene] = []
-    for kind in rng.permutation(SWAP_KINDS):
+    for kind in rng.permutation(list(kinds)):
         other = swap(scene, str(kind), rng, world)
         if other is not None and other not in changed:
             changed.append(other)

@@ -42,6 +42,9 @@ SWAP_KINDS = (
     "binding",
     "defect",
 )
+LAYOUT_KINDS = (*SWAP_KINDS, "trade")
+"""``SWAP_KINDS`` and ``trade`` (two different objects trade places: "a star left of a circle"
+becomes "a circle left of a star"). Kept apart so recipes drawing from ``SWAP_KINDS`` replay."""
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str], canonical: float) -> str:
@@ -163,7 +166,8 @@ def swap(scene: Scene, kind: str, rng: np.random.Generator, world: World) -> Sce
     """The scene with one attribute changed (a hard negative), or None if ``kind`` cannot apply.
 
     Kinds: one object's colour, shape, size or position; the lighting; the style; the count (one
-    object more or fewer); the binding (two objects trade colours); the defects (one toggled).
+    object more or fewer); the binding (two objects trade colours); the defects (one toggled);
+    ``trade`` (two objects that look different trade positions).
     """
     i = int(rng.integers(len(scene.objects)))
     obj = scene.objects[i]
@@ -178,6 +182,18 @@ def swap(scene: Scene, kind: str, rng: np.random.Generator, world: World) -> Sce
         toggled = str(rng.choice(world.names("defect")))
         kept = [d for d in world.names("defect") if (d in scene.defects) != (d == toggled)]
         new = scene.model_copy(update={"defects": tuple(kept)})
+    elif kind == "trade":
+        pairs = [
+            (a, b)
+            for a in range(len(scene.objects))
+            for b in range(a + 1, len(scene.objects))
+            if _looks(scene.objects[a]) != _looks(scene.objects[b])
+        ]
+        if not pairs:
+            return None
+        a, b = pairs[int(rng.integers(len(pairs)))]
+        new = _with_object(scene, a, position=scene.objects[b].position)
+        new = _with_object(new, b, position=scene.objects[a].position)
     elif kind == "binding":
         pairs = [
             (a, b)
@@ -193,6 +209,10 @@ def swap(scene: Scene, kind: str, rng: np.random.Generator, world: World) -> Sce
     else:
         new = _count_swap(scene, rng, world)
     return new if new is not None and _valid(new, world) else None
+
+
+def _looks(obj: SceneObject) -> tuple[str, str, str]:
+    return obj.shape, obj.colour, obj.size
 
 
 def _count_swap(scene: Scene, rng: np.random.Generator, world: World) -> Scene | None:

@@ -98,11 +98,13 @@ def test_adapt_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path: Path) 
     assert stopped is None and not (tmp_path / "c" / "adapt.pt").exists()
 
 
-def test_bad_strength_range_is_refused() -> None:
+def test_bad_strength_range_or_swap_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="strength"):
         AdaptStage(strength=(0.7, 0.2))
     with pytest.raises(ValueError, match="strength"):
         AdaptStage(strength=(0.0, 0.5))
+    with pytest.raises(ValueError, match="unknown swap kinds.*'hue'"):
+        AdaptStage(kinds=("colour", "hue"))
 
 
 def test_load_pool_reads_chunks_in_order(tmp_path: Path) -> None:

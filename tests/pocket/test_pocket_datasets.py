@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imagineer.pocket.datasets import SWAP_KINDS, describe, swap, training_scene
+from imagineer.pocket.datasets import LAYOUT_KINDS, describe, swap, training_scene
 from imagineer.pocket.world import Scene, SceneObject, check_scene, load_world
 
 WORLD = load_world()
@@ -26,7 +26,7 @@ def test_same_seed_same_caption() -> None:
 
 def test_every_swap_is_a_valid_different_scene_with_a_different_full_caption() -> None:
     rng = np.random.default_rng(0)
-    for kind in SWAP_KINDS:
+    for kind in LAYOUT_KINDS:
         # A draw may land on an impossible scene (two objects at one position): swap says None.
         drawn = [swap(SCENE, kind, rng, WORLD) for _ in range(10)]
         valid = [other for other in drawn if other is not None]
@@ -35,6 +35,22 @@ def test_every_swap_is_a_valid_different_scene_with_a_different_full_caption() -
             assert other != SCENE, kind
             check_scene(other, WORLD)
             assert describe(other, 3, WORLD) != describe(SCENE, 3, WORLD), kind
+
+
+def test_trade_swaps_places_and_keeps_everything_else() -> None:
+    rng = np.random.default_rng(2)
+    other = swap(SCENE, "trade", rng, WORLD)
+    assert other is not None
+    before = sorted((o.shape, o.colour, o.size) for o in SCENE.objects)
+    assert sorted((o.shape, o.colour, o.size) for o in other.objects) == before
+    moved = [(a.position, b.position) for a, b in zip(SCENE.objects, other.objects, strict=True)]
+    changed = [pair for pair in moved if pair[0] != pair[1]]
+    assert len(changed) == 2 and changed[0] == changed[1][::-1]
+    star = SCENE.objects[0]
+    twins = SCENE.model_copy(
+        update={"objects": (star, star.model_copy(update={"position": "right"}))}
+    )
+    assert swap(twins, "trade", rng, WORLD) is None  # identical objects: trading shows nothing
 
 
 def test_single_attribute_swap_changes_one_word_group() -> None:
