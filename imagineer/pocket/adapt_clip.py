@@ -40,6 +40,7 @@ from imagineer.pocket.checkpoints import (
 from imagineer.pocket.datasets import LAYOUT_KINDS, describe, render_seed, swap
 from imagineer.pocket.render import render_scene
 from imagineer.pocket.train_clip import (
+    CaptionBatch,
     ClipStage,
     caption_batch,
     contrastive_loss,
@@ -192,6 +193,31 @@ def _img2img(generator_dir: Path) -> Any:
     return pipe
 
 
+def _pool_negatives(
+    batch: CaptionBatch,
+    pooled: np.ndarray,
+    offset: int,
+    pool: Pool,
+    world: World,
+    clip: ClipStage,
+) -> tuple[np.ndarray, list[int]]:
+    """The pool's swapped pictures that the captions rule out, with their owners.
+
+    Pool scene ``pooled[k]`` has caption ``offset + k``; a swapped copy is a negative only if
+    the same wording describes it differently, i.e. the caption mentions what the swap changed.
+    """
+    pictures, owners = [], []
+    for slot, index in enumerate(pooled):
+        owner = offset + slot
+        for j, other in enumerate(pool.swapped[index]):
+            said = batch.wordings[owner].describe(other, world, clip)
+            if pool.valid[index, j + 1] and said != batch.positives[owner]:
+                pictures.append(pool.images[index, j + 1])
+                owners.append(owner)
+    empty = np.empty((0, *pool.images.shape[2:]), dtype=np.uint8)
+    return (np.stack(pictures) if pictures else empty), owners
+
+
 def adapt_clip(
     model: Any,
     clip: ClipStage,
@@ -225,19 +251,8 @@ def adapt_clip(
         pooled = rng.choice(len(pool.swapped), size=from_pool, replace=False)
         batch_scenes = [scenes[i] for i in clean] + [scenes[i] for i in pooled]
         batch = caption_batch(batch_scenes, rng, world, clip)
-        pixels = [images[clean], pool.images[pooled, 0]]
-        image_owners = []
-        for slot, index in enumerate(pooled):
-            owner = len(clean) + slot
-            text = batch.positives[owner]
-            for j, other in enumerate(pool.swapped[index]):
-                # a negative only if the caption mentions what the swap changed
-                if (
-                    pool.valid[index, j + 1]
-                    and batch.wordings[owner].describe(other, world, clip) != text
-                ):
-                    pixels.append(pool.images[index, j + 1][None])
-                    image_owners.append(owner)
+        negatives, image_owners = _pool_negatives(batch, pooled, len(clean), pool, world, clip)
+        pixels = np.concatenate([images[clean], pool.images[pooled, 0], negatives])
         tokens = tokenizer(batch.positives + [t for own in batch.negatives for t in own])
         owners = [i for i, own in enumerate(batch.negatives) for _ in own]
         set_warmup_lr(
@@ -246,7 +261,7 @@ def adapt_clip(
         model.train()
         loss = contrastive_loss(
             model,
-            pixels_to_clip(np.concatenate(pixels)),
+            pixels_to_clip(pixels),
             tokens,
             owners,
             clip.hard_weight,

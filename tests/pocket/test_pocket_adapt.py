@@ -68,6 +68,16 @@ def test_adapt_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path: Path) 
     )
     assert pool is not None
     clip = ClipStage(negatives=2)
+    # full captions mention everything, so every swapped copy is a negative of its caption
+    from imagineer.pocket.adapt_clip import _pool_negatives
+    from imagineer.pocket.train_clip import caption_batch
+
+    pooled = np.arange(4)
+    full = ClipStage(p_full=1.0)
+    batch = caption_batch([data[1][i] for i in pooled], np.random.default_rng(0), world, full)
+    negatives, owners = _pool_negatives(batch, pooled, 0, pool, world, full)
+    assert owners == [i for i in pooled for _ in pool.swapped[i]] and len(negatives) == len(owners)
+    assert np.array_equal(negatives[0], pool.images[0, 1])
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
@@ -103,7 +113,7 @@ def test_bad_strength_range_or_swap_kind_is_refused() -> None:
         AdaptStage(strength=(0.7, 0.2))
     with pytest.raises(ValueError, match="strength"):
         AdaptStage(strength=(0.0, 0.5))
-    with pytest.raises(ValueError, match="unknown swap kinds.*'hue'"):
+    with pytest.raises(ValueError, match=r"unknown swap kinds.*'hue'"):
         AdaptStage(kinds=("colour", "hue"))
 
 
