@@ -157,7 +157,7 @@ def main() -> None:
                     "budget": args.budget,
                     "seed": args.seed,
                     "quick": args.quick,
-                    "per_task": args.per_task,
+                    "ideas_per_task": args.per_task,
                     "offset": args.offset,
                     "agent_config": agent_config(args, args.seed).model_dump(exclude={"seed"}),
                     **summary,
