@@ -30,7 +30,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from imagineer.pocket.checkpoints import (
     Deadline,
-    load_checkpoint,
     optimise,
     save_checkpoint,
     set_warmup_lr,
@@ -45,7 +44,9 @@ from imagineer.pocket.train_clip import (
     caption_batch,
     contrastive_loss,
     pixels_to_clip,
+    restore,
     swap_rank_accuracy,
+    training_state,
 )
 from imagineer.pocket.world import Scene, World
 
@@ -236,13 +237,7 @@ def adapt_clip(
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
     optimiser = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=clip.weight_decay)
     path = run_dir / "adapt.pt"
-    step = 0
-    state = load_checkpoint(path)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step = int(state["step"])
-        logger.info("resumed %s at step %d", path, step)
+    step = restore(path, model, optimiser)
     images, scenes = data
     from_pool = max(1, round(stage.batch * stage.pool_share))
     while step < stage.steps and not deadline.passed():
@@ -277,6 +272,5 @@ def adapt_clip(
             accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
             logger.info("adapt step %d swap-rank accuracy %.3f", step, accuracy)
         if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
-            state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
-            save_checkpoint(path, state)
+            save_checkpoint(path, training_state(model, optimiser, step))
     return model.eval() if step >= stage.steps else None

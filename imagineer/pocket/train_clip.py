@@ -316,7 +316,7 @@ def train_clip(
         lr=stage.lr,
     )
     path = run_dir / "clip.pt"
-    step = _restore(path, model, optimiser)
+    step = restore(path, model, optimiser)
     images, scenes = data
     end = stage.total_steps
     while step < end and not deadline.passed():
@@ -362,7 +362,7 @@ def train_clip(
             accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
             logger.info("clip step %d swap-rank accuracy %.3f", step, accuracy)
         if step % stage.save_every == 0 or step == end or deadline.passed():
-            save_checkpoint(path, _state(model, optimiser, step))
+            save_checkpoint(path, training_state(model, optimiser, step))
     return model.eval() if step >= end else None
 
 
@@ -385,11 +385,13 @@ def swapped_renders(
     return (np.stack(pictures) if pictures else empty), owners
 
 
-def _state(model: Any, optimiser: Any, step: int) -> dict[str, Any]:
+def training_state(model: Any, optimiser: Any, step: int) -> dict[str, Any]:
+    """What a checkpoint holds: the weights, the optimiser and the step."""
     return {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
 
 
-def _restore(path: Path, model: Any, optimiser: Any) -> int:
+def restore(path: Path, model: Any, optimiser: Any) -> int:
+    """Load a checkpoint into ``model`` and ``optimiser``; the step it was saved at (0: none)."""
     state = load_checkpoint(path)
     if state is None:
         return 0
