@@ -26,7 +26,7 @@ from typing import Any
 
 from imagineer.agent.defaults import pocket_components
 from imagineer.agent.loop import Agent, AgentConfig, sub_seed
-from imagineer.pocket.bench import BenchItem, load_pocketbench
+from imagineer.pocket.bench import BenchItem, load_pocketbench, per_task
 from imagineer.pocket.judge import judge
 
 METHODS = ("single_shot", "best_of_n", "agent_loop")
@@ -136,11 +136,7 @@ def main() -> None:
 
     items = load_pocketbench(quick=args.quick)
     if args.per_task is not None:
-        by_task: dict[str, list[BenchItem]] = defaultdict(list)
-        for item in items:
-            by_task[item.task].append(item)
-        stop = args.offset + args.per_task
-        items = [item for group in by_task.values() for item in group[args.offset : stop]]
+        items = per_task(items, args.per_task, args.offset)
     items = items[: args.limit]
     parts = pocket_components(model=args.model, scorer=args.scorer)
     outcomes = []

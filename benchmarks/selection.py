@@ -43,7 +43,8 @@ from PIL import Image
 
 from imagineer.agent.loop import sub_seed
 from imagineer.generators import DiffusersGenerator
-from imagineer.pocket.bench import BenchItem, load_pocketbench
+from imagineer.pocket.adapt_clip import img2img_pipeline
+from imagineer.pocket.bench import BenchItem, load_pocketbench, per_task
 from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
 from imagineer.pocket.judge import finding_from_scene, judge, judge_finding, sample_scene_for
 from imagineer.pocket.paths import WORLD_FILE, pocket_generator_dir, pocket_scorer_dir
@@ -52,17 +53,6 @@ from imagineer.pocket.world import World, load_world
 from imagineer.prompting.foils import foils_for
 from imagineer.prompting.vocabulary import vocabulary_from_world
 from imagineer.scoring.clip_scorer import ClipScorer
-
-
-def pick_items(per_task: int | None, quick: bool) -> list[BenchItem]:
-    """PocketBench items, optionally only the first ``per_task`` of each task (as pocketbench)."""
-    items = load_pocketbench(quick=quick)
-    if per_task is None:
-        return items
-    by_task: dict[str, list[BenchItem]] = defaultdict(list)
-    for item in items:
-        by_task[item.task].append(item)
-    return [item for group in by_task.values() for item in group[:per_task]]
 
 
 def renders(
@@ -130,7 +120,7 @@ def reference_aucs(
     world = load_world()
     aucs: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in scorers}
     agree: list[float] = []
-    img2img = _img2img(model) if strength is not None else None
+    img2img = img2img_pipeline(model) if strength is not None else None
     for index, item in enumerate(items):
         pictures, captions, right = references(item, 8, seed, world)
         if img2img is not None:
@@ -158,16 +148,6 @@ def reference_aucs(
         "judge_agrees_with_labels": float(np.mean(agree)) if agree else None,
         "auc": {name: {t: float(np.mean(v)) for t, v in by.items()} for name, by in aucs.items()},
     }
-
-
-def _img2img(model: str) -> Any:
-    """The generator's own components as a diffusers img2img pipeline."""
-    from diffusers import StableDiffusionImg2ImgPipeline
-
-    text2img = DiffusersGenerator(model).pipeline  # float32 on a CPU
-    pipe: Any = StableDiffusionImg2ImgPipeline(**text2img.components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def _torch_generator(seed: int) -> Any:
@@ -255,7 +235,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    items = pick_items(args.per_task, args.quick)
+    items = load_pocketbench(quick=args.quick)
+    if args.per_task is not None:
+        items = per_task(items, args.per_task)
     model = args.model or str(pocket_generator_dir())
     images, right = renders(items, model, args.budget, args.seed, args.cache)
     table: dict[str, Any] = {"bounds": bounds(items, right), "scorers": {}}

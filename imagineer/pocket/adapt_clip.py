@@ -122,7 +122,7 @@ def build_pool(
         if deadline.passed():
             return None
         if img2img is None:
-            img2img = _img2img(generator_dir)
+            img2img = img2img_pipeline(generator_dir)
         stop = min(start + stage.chunk, stage.scenes)
         rng = step_rng(seed, number, stream=POOL_STREAM)
         pictures, captions, swapped, valid = [], [], [], []
@@ -182,7 +182,7 @@ def _swaps(
     return changed
 
 
-def _img2img(generator_dir: Path) -> Any:
+def img2img_pipeline(generator_dir: Path | str) -> Any:
     """The exported generator, loaded as users load it, as a diffusers img2img pipeline."""
     from diffusers import StableDiffusionImg2ImgPipeline
 

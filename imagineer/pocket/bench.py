@@ -111,3 +111,12 @@ def quick_subset(items: list[BenchItem]) -> list[BenchItem]:
 def by_task(items: list[BenchItem]) -> dict[str, list[BenchItem]]:
     """Items grouped by task type, in ``TASK_TYPES`` order (for per-task scores)."""
     return {task: [item for item in items if item.task == task] for task in TASK_TYPES}
+
+
+def per_task(items: list[BenchItem], k: int, offset: int = 0) -> list[BenchItem]:
+    """Each task's ideas ``offset`` to ``offset + k`` (in file order), tasks in order of first
+    appearance: a balanced sample, and with ``offset`` a disjoint one for tuning."""
+    by_task: dict[str, list[BenchItem]] = {}
+    for item in items:
+        by_task.setdefault(item.task, []).append(item)
+    return [item for group in by_task.values() for item in group[offset : offset + k]]

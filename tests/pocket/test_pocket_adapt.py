@@ -41,7 +41,7 @@ def test_pool_keeps_content_and_resumes_without_rendering_again(
     def refuse(_: Path) -> None:
         raise AssertionError("the pool was built again")
 
-    monkeypatch.setattr(adapt, "_img2img", refuse)
+    monkeypatch.setattr(adapt, "img2img_pipeline", refuse)
     again = build_pool(stage, data, world, pocket_generator_dir(), tmp_path, 0, Deadline(None))
     assert again is not None and np.array_equal(again.images, pool.images)
     assert again.swapped == pool.swapped

@@ -77,3 +77,15 @@ def test_bad_bench_files_raise_typed_errors(tmp_path) -> None:  # type: ignore[n
     path.write_text(json.dumps(bad))
     with pytest.raises(UnknownAttribute, match="'mauve'"):
         load_pocketbench(path)
+
+
+def test_per_task_takes_disjoint_balanced_slices() -> None:
+    from imagineer.pocket.bench import TASK_TYPES, per_task
+
+    items = load_pocketbench()
+    first, second = per_task(items, 3), per_task(items, 3, offset=3)
+    assert len(first) == len(second) == 3 * len(TASK_TYPES)
+    assert {i.id for i in first}.isdisjoint({i.id for i in second})
+    for task in TASK_TYPES:
+        mine = [i for i in items if i.task == task]
+        assert [i for i in first if i.task == task] == mine[:3]
