@@ -260,6 +260,13 @@ class Agent:
         ]
         slots = [s for s, count in enumerate(share) for _ in range(count)]
         prompts = [self._prompt(spec) for spec in specs]
+        regional = self.generator.supports_regions
+        if not regional and any(p.regions for p in prompts):
+            logger.info(
+                "%s renders no regional prompts; rendering without them",
+                _describe(self.generator)["name"],
+            )
+            prompts = [p.model_copy(update={"regions": []}) for p in prompts]
         entries: list[dict[str, Any]] = [{} for _ in slots]
         by_guidance: dict[float | None, list[int]] = {}
         for slot, spec_index in enumerate(slots):
@@ -270,6 +277,7 @@ class Agent:
                 [prompts[slots[i]].negative for i in group],
                 seeds=[seeds[i] for i in group],
                 guidance=guidance,
+                regions=[prompts[slots[i]].regions for i in group] if regional else None,
                 progress=lambda done, total: self._emit(
                     RenderProgress(round=round_index, done=done, total=total)
                 ),

@@ -1,6 +1,13 @@
 """Generators: prompts in, candidate images out (diffusers today; remote APIs plug in here)."""
 
-from imagineer.generators.base import Candidate, Generator, PromptWindow, RenderParams, derive_seeds
+from imagineer.generators.base import (
+    Candidate,
+    Generator,
+    PromptWindow,
+    Region,
+    RenderParams,
+    derive_seeds,
+)
 from imagineer.generators.diffusers_generator import (
     DiffusersConfig,
     DiffusersGenerator,
@@ -13,6 +20,7 @@ __all__ = [
     "DiffusersGenerator",
     "Generator",
     "PromptWindow",
+    "Region",
     "RenderParams",
     "derive_seeds",
     "scheduler_names",

@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagineer.errors import InvalidInput
+from imagineer.region import Region
 
 MAX_SEED = 2**63 - 1
 
@@ -37,6 +38,10 @@ class RenderParams(BaseModel):
     seed: int = Field(ge=0, le=MAX_SEED)
     prompt: str = Field(description="Positive prompt exactly as sent to the pipeline.")
     negative_prompt: str = Field("", description="Negative prompt exactly as sent.")
+    regions: tuple[Region, ...] = Field((), description="Regional prompts, in the order sent.")
+    region_base: float | None = Field(
+        None, description="Weight the whole prompt keeps inside regions (None: no regions)."
+    )
     device: str
     dtype: str
 
@@ -105,6 +110,11 @@ class Generator(ABC):
 
     name: str = "generator"
 
+    @property
+    def supports_regions(self) -> bool:
+        """Whether `render` accepts ``regions`` (regional prompts) for this model."""
+        return False
+
     @abstractmethod
     def render(
         self,
@@ -120,6 +130,7 @@ class Generator(ABC):
         height: int | None = None,
         scheduler: str | None = None,
         progress: StepCallback | None = None,
+        regions: Sequence[Sequence[Region]] | None = None,
     ) -> list[Candidate]:
         """Render ``n`` candidates for each prompt in one batch.
 
@@ -136,6 +147,8 @@ class Generator(ABC):
             scheduler: Scheduler name (see the backend's list); the model's own when None.
             progress: Called as ``progress(done, total)`` after each denoising step, for
                 progress bars; ``total`` counts the steps of every pipeline call of this render.
+            regions: Regional prompts, one list per prompt (an empty list: none); only for a
+                generator whose `supports_regions` is true.
 
         Returns:
             Candidates in prompt-major order: all of prompt 0's, then prompt 1's.

@@ -25,11 +25,13 @@ from imagineer.generators.base import (
     Candidate,
     Generator,
     PromptWindow,
+    Region,
     RenderParams,
     StepCallback,
     derive_seeds,
 )
 from imagineer.generators.long_prompts import encode_chunked, measure, supports_chunking
+from imagineer.generators.regions import DEFAULT_BASE, region_weights, regional_attention
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,12 @@ class DiffusersConfig(BaseModel):
     )
     local_files_only: bool = Field(
         False, description="Never try the hub, even when HF_HUB_OFFLINE is unset."
+    )
+    region_base: float = Field(
+        DEFAULT_BASE,
+        ge=0.0,
+        le=1.0,
+        description="With regional prompts: the weight the whole prompt keeps inside regions.",
     )
 
 
@@ -308,6 +316,11 @@ class DiffusersGenerator(Generator):
         """Hub commit or content fingerprint of the loaded weights."""
         return load_pipeline(self.config)[1]
 
+    @property
+    def supports_regions(self) -> bool:
+        """Regional prompts need one text encoder and a pipeline that takes embeddings."""
+        return supports_chunking(self.pipeline)
+
     def default(self, knob: str) -> Any:
         """A per-call default: the config's value, else the model's recommendation, else ours."""
         fallback = {"steps": _DEFAULT_STEPS, "guidance": _DEFAULT_GUIDANCE}.get(knob)
@@ -328,16 +341,20 @@ class DiffusersGenerator(Generator):
         height: int | None = None,
         scheduler: str | None = None,
         progress: StepCallback | None = None,
+        regions: Sequence[Sequence[Region]] | None = None,
     ) -> list[Candidate]:
         """Render ``n`` candidates per prompt in as few pipeline calls as possible.
 
         See `Generator.render` for the arguments. Candidates whose prompts need a different
-        number of token windows go in separate calls, so each image depends only on its own
-        prompt, seed and settings, and re-rendering one candidate alone reproduces it.
+        number of token windows or regions go in separate calls, so each image depends only on
+        its own prompt, regions, seed and settings, and re-rendering one candidate alone
+        reproduces it. Regions are blended by `imagineer.generators.regions`, with the whole
+        prompt keeping ``config.region_base`` of the weight inside them.
 
         Raises:
             InvalidInput: An empty prompt, ``n < 1``, a size that is not a multiple of 8, bad
-                seeds, or mismatched prompt and negative prompt lists.
+                seeds, mismatched prompt, negative prompt and region lists, or regions for a
+                pipeline that cannot take them (two text encoders, as in SDXL).
             UnknownScheduler: ``scheduler`` is not one of `scheduler_names()`.
         """
         # 1. Check inputs
@@ -355,22 +372,31 @@ class DiffusersGenerator(Generator):
         pipe = self.pipeline
         width, height = _check_size(pipe, width, height)
 
+        per_prompt = _check_regions(regions, len(prompts), self.supports_regions)
+
         # 2. Fit every prompt to the text encoder's window
         chunked = self.config.long_prompts == "chunk" and supports_chunking(pipe)
         windows = [measure(pipe.tokenizer, text, chunked) for text in prompts]
         neg_windows = [measure(pipe.tokenizer, text, chunked) for text in negatives]
         _warn_truncated([*windows, *neg_windows], [*prompts, *negatives])
+        # A region's text shares the embedding's window count: every segment is that long.
+        region_chunks = [
+            max((measure(pipe.tokenizer, r.prompt, True).chunks for r in found), default=0)
+            for found in per_prompt
+        ]
 
-        # 3. Render, one pipeline call per group of prompts that share a window count
+        # 3. Render, one pipeline call per group of prompts that share windows and region count
         jobs = [(index, index // n) for index in range(n * len(prompts))]
-        groups: dict[int, list[tuple[int, int]]] = {}
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for index, p_index in jobs:
             size = max(windows[p_index].chunks, neg_windows[p_index].chunks)
-            groups.setdefault(size if chunked else 0, []).append((index, p_index))
+            size = max(size, region_chunks[p_index])
+            key = (size if chunked else 0, len(per_prompt[p_index]))
+            groups.setdefault(key, []).append((index, p_index))
         step_done = _step_counter(progress, steps * len(groups))
         images: dict[int, Any] = {}
         seconds: dict[int, float] = {}
-        for chunks, group in groups.items():
+        for (chunks, _), group in groups.items():
             started = time.perf_counter()
             batch = self._call(
                 pipe,
@@ -378,6 +404,7 @@ class DiffusersGenerator(Generator):
                 [negatives[p] for _, p in group],
                 [all_seeds[i] for i, _ in group],
                 chunks,
+                [per_prompt[p] for _, p in group],
                 steps=steps,
                 guidance=guidance,
                 width=width,
@@ -402,6 +429,8 @@ class DiffusersGenerator(Generator):
                     guidance=guidance,
                     width=width,
                     height=height,
+                    regions=tuple(per_prompt[p]),
+                    region_base=self.config.region_base if per_prompt[p] else None,
                 ),
                 prompt_window=windows[p],
                 negative_window=neg_windows[p],
@@ -417,9 +446,15 @@ class DiffusersGenerator(Generator):
         negatives: list[str],
         seeds: list[int],
         chunks: int,
+        regions: list[list[Region]],
         **settings: Any,
     ) -> list[Any]:
-        """One batched pipeline call; ``chunks > 0`` encodes prompts in that many windows."""
+        """One batched pipeline call; ``chunks > 0`` encodes prompts in that many windows.
+
+        With regions (the same number for every prompt of the call), each prompt's embedding
+        is its segments side by side: the whole prompt, then each region's prompt, each
+        ``chunks`` windows long; the negative prompt fills every segment of its row.
+        """
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         kwargs: dict[str, Any] = {
             "num_inference_steps": settings["steps"],
@@ -430,6 +465,28 @@ class DiffusersGenerator(Generator):
             "output_type": "pil",
             "callback_on_step_end": settings["callback"],
         }
+        segments = 1 + len(regions[0])
+        if segments > 1:
+            chunks = max(chunks, 1)  # "truncate": one window per segment, as recorded
+            pairs = zip(prompts, regions, strict=True)
+            texts = [[p, *(r.prompt for r in found)] for p, found in pairs]
+            kwargs["prompt_embeds"] = torch.cat(
+                [torch.cat([encode_chunked(pipe, t, chunks) for t in row], 1) for row in texts]
+            )
+            kwargs["negative_prompt_embeds"] = torch.cat(
+                [encode_chunked(pipe, p, chunks).repeat(1, segments, 1) for p in negatives]
+            )
+            scale = pipe.vae_scale_factor
+            latent = (settings["height"] // scale, settings["width"] // scale)
+            weights = torch.stack(
+                [region_weights(found, self.config.region_base, *latent) for found in regions]
+            )
+            length = kwargs["prompt_embeds"].shape[1] // segments
+            with (
+                torch.inference_mode(),
+                regional_attention(pipe.unet, weights, [length] * segments),
+            ):
+                return list(pipe(**kwargs).images)
         if chunks > 1:
             kwargs["prompt_embeds"] = torch.cat([encode_chunked(pipe, p, chunks) for p in prompts])
             kwargs["negative_prompt_embeds"] = torch.cat(
@@ -527,6 +584,26 @@ def _check_prompts(
             "pass one for all, or one per prompt"
         )
     return prompts, negatives
+
+
+def _check_regions(
+    regions: Sequence[Sequence[Region]] | None, prompts: int, supported: bool
+) -> list[list[Region]]:
+    """One list of regions per prompt (empty lists when none were given)."""
+    if regions is None:
+        return [[] for _ in range(prompts)]
+    if isinstance(regions, Region) or len(regions) != prompts:
+        raise InvalidInput(f"regions must be one list per prompt ({prompts} lists)")
+    found = [list(r) for r in regions]
+    for items in found:
+        if any(not isinstance(item, Region) for item in items):
+            raise InvalidInput("each region must be a Region(prompt=..., box=...)")
+    if any(found) and not supported:
+        raise InvalidInput(
+            "this pipeline cannot take regional prompts: they need a single text encoder and a "
+            "pipeline that accepts prompt embeddings (SD 1.x/2.x, SD-Turbo, the pocket model)"
+        )
+    return found
 
 
 def _check_seeds(seeds: Sequence[int] | None, seed: int, count: int) -> list[int]:

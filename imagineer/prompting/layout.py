@@ -15,6 +15,11 @@ so the user's words stay the subject:
 
 The words come from the vocabulary's ``placement``, ``relation`` and ``number`` groups, so the
 pocket world and the general vocabulary each speak their own phrases.
+
+``layout_regions`` turns the same plan into regions (`imagineer.region.Region`): each placed
+thing gets its own prompt and its own part of the canvas, the layout-to-image step of
+LLM-grounded diffusion, for generators that render regional prompts. A counted thing ("three
+stars") gets one region per copy ("a star on the left", "a star in the center", ...).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 from typing import NamedTuple
 
 from imagineer.prompting.vocabulary import TermOption, Vocabulary
+from imagineer.region import Region
 
 # Where the two things of a relation go: (the subject's place, the reference's place).
 _RELATION_PLACES = {
@@ -33,6 +39,20 @@ _RELATION_PLACES = {
 }
 # Side by side reads as left to right, the way the idea lists the things.
 _SIDE_BY_SIDE = {2: ("left", "right"), 3: ("left", "center", "right")}
+# The part of the canvas each place gets, (left, top, right, bottom), by how many things share it.
+_BOXES: dict[int, dict[str, tuple[float, float, float, float]]] = {
+    2: {
+        "left": (0.0, 0.0, 0.5, 1.0),
+        "right": (0.5, 0.0, 1.0, 1.0),
+        "top": (0.0, 0.0, 1.0, 0.5),
+        "bottom": (0.0, 0.5, 1.0, 1.0),
+    },
+    3: {
+        "left": (0.0, 0.0, 1 / 3, 1.0),
+        "center": (1 / 3, 0.0, 2 / 3, 1.0),
+        "right": (2 / 3, 0.0, 1.0, 1.0),
+    },
+}
 # Words that name things side by side ("a cat and a dog", "a cup next to a plate"); locative
 # words ("a fox in the snow", "apples on a table") describe a setting and are left alone.
 _JOINED = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|\bnext to\b|\bbeside\b|\balongside\b)\s*", re.I)
@@ -61,25 +81,97 @@ def layout_terms(idea: str, vocabulary: Vocabulary) -> list[str]:
     return _placements(idea, vocabulary) + _numbers(idea, vocabulary)
 
 
-def _placements(idea: str, vocabulary: Vocabulary) -> list[str]:
+def layout_regions(idea: str, vocabulary: Vocabulary) -> list[Region]:
+    """Regions for the idea's things: each placed thing, or each copy of a counted thing.
+
+    Args:
+        idea: The user's words.
+        vocabulary: Supplies the placement, relation and number phrases.
+
+    Returns:
+        One region per thing, its prompt the thing with its place ("a red circle on the left")
+        and its box that part of the canvas; empty when the idea names one thing, places things
+        itself, or counts something this cannot write in the singular.
+
+    Example:
+        >>> [r.prompt for r in layout_regions("3 stars", vocabulary_from_world(WORLD_FILE))]
+        ['a star on the left', 'a star in the center', 'a star on the right']
+    """
+    planned = _plan(idea, vocabulary) or _copies(idea, vocabulary)
+    if planned is None:
+        return []
+    things, places = planned
+    phrases, boxes = _place_phrases(vocabulary), _BOXES[len(places)]
+    return [
+        Region(prompt=f"{_article(thing)} {phrases[place]}", box=boxes[place])
+        for thing, place in zip(things, places, strict=True)
+    ]
+
+
+def _place_phrases(vocabulary: Vocabulary) -> dict[str, str]:
+    return {option.name: option.phrase for option in vocabulary.group("placement").options}
+
+
+def _plan(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:
+    """The things an idea names together and a place for each, or None."""
     placement = vocabulary.group("placement")
     if not placement.options:
-        return []
+        return None
     related = _relation(idea, vocabulary)
     if related is not None:
         things, places = related
     elif placement.find(idea):
-        return []  # the idea already says where its things go
+        return None  # the idea already says where its things go
     else:
         things = joined_things(idea, vocabulary)
         if len(things) not in _SIDE_BY_SIDE:
-            return []
+            return None
         places = _SIDE_BY_SIDE[len(things)]
-    phrases = {option.name: option.phrase for option in placement.options}
-    if any(place not in phrases for place in places):
+    if any(place not in _place_phrases(vocabulary) for place in places):
+        return None
+    return things, places
+
+
+def _copies(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:
+    """For "three stars": (["a star"] * 3, the places side by side), or None."""
+    if vocabulary.group("placement").find(idea):
+        return None
+    for option in vocabulary.group("number").options:
+        if not option.name.isdigit() or int(option.name) not in _SIDE_BY_SIDE:
+            continue
+        for phrase in sorted(option.phrases, key=len, reverse=True):
+            pattern = rf"(?:^|\s){re.escape(phrase)}\s+([a-z]+)\s*$"
+            match = re.search(pattern, idea.strip(), flags=re.I)
+            if match is None:
+                continue
+            thing = _singular(match.group(1))
+            if thing is None or _is_modifier(thing, vocabulary):
+                return None
+            places = _SIDE_BY_SIDE[int(option.name)]
+            if any(place not in _place_phrases(vocabulary) for place in places):
+                return None
+            return [thing] * len(places), places
+    return None
+
+
+def _singular(noun: str) -> str | None:
+    """The singular of a regular English plural ("crosses" -> "cross"); None if not one."""
+    lowered = noun.lower()
+    if re.search(r"(?:ss|x|z|ch|sh)es$", lowered):
+        return noun[:-2]
+    if re.search(r"[^aeiou]ies$", lowered):
+        return noun[:-3] + "y"
+    if lowered.endswith("s") and not lowered.endswith("ss"):
+        return noun[:-1]
+    return None
+
+
+def _placements(idea: str, vocabulary: Vocabulary) -> list[str]:
+    planned = _plan(idea, vocabulary)
+    if planned is None:
         return []
-    pairs = zip(things, places, strict=True)
-    return [f"{_article(thing)} {phrases[place]}" for thing, place in pairs]
+    phrases = _place_phrases(vocabulary)
+    return [f"{_article(thing)} {phrases[place]}" for thing, place in zip(*planned, strict=True)]
 
 
 def joined_things(idea: str, vocabulary: Vocabulary | None = None) -> list[str]:

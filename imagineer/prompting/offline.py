@@ -20,7 +20,7 @@ from imagineer.prompting.expansion import (
     split_constraints,
 )
 from imagineer.prompting.foils import foils_for
-from imagineer.prompting.layout import layout_terms
+from imagineer.prompting.layout import layout_regions, layout_terms
 from imagineer.prompting.spec import PromptSpec
 from imagineer.prompting.styles import StyleLibrary
 from imagineer.prompting.vocabulary import TermGroup, Vocabulary, load_vocabulary
@@ -37,7 +37,8 @@ class OfflineExpander(Expander):
     maps to a spec field, skipping what the idea already says (an idea "at sunset" gets no other
     lighting) and, with a style library, a preset name (else a phrase from the ``style`` group).
     Every spec also carries the idea's layout hints as composition terms ("a cat on the left",
-    "a dog on the right" for "a cat next to a dog"; "three apples" for "3 apples").
+    "a dog on the right" for "a cat next to a dog"; "three apples" for "3 apples"), and with
+    ``regions`` each of those things as a regional prompt over its part of the canvas.
 
     Example:
         >>> expander = OfflineExpander(load_vocabulary(), load_styles())
@@ -53,6 +54,7 @@ class OfflineExpander(Expander):
         *,
         p_style: float = 0.75,
         layout: bool = True,
+        regions: bool = True,
     ) -> None:
         """Keep the term sources; nothing is drawn until `expand`.
 
@@ -63,6 +65,8 @@ class OfflineExpander(Expander):
             p_style: Chance, in [0, 1], that a spec gets a style when the caller forces none.
             layout: Add layout hints (`imagineer.prompting.layout`): a place for each of the
                 things an idea names together, and counts in words.
+            regions: Give each placed or counted thing a region of its own
+                (`layout_regions`), rendered by generators that support regional prompts.
         """
         if not 0.0 <= p_style <= 1.0:
             raise InvalidInput(f"p_style must be in [0, 1], got {p_style}")
@@ -70,6 +74,7 @@ class OfflineExpander(Expander):
         self.styles = styles
         self.p_style = p_style
         self.layout = layout
+        self.regions = regions
 
     def expand(
         self,
@@ -94,11 +99,13 @@ class OfflineExpander(Expander):
         positive, negative = split_constraints(constraints)
         said = " ".join([idea, *positive])
         layout = layout_terms(idea, self.vocabulary) if self.layout else []
+        regions = layout_regions(idea, self.vocabulary) if self.regions else []
         # 2. Draw until k distinct specs, within a bounded number of tries
         rng = random.Random(f"offline:{seed}:{idea}")
         specs: dict[str, PromptSpec] = {}
         for _ in range(k * _TRIES_PER_SPEC):
             spec = self._draw(rng, idea, said, style, positive, negative, layout)
+            spec = spec.model_copy(update={"regions": regions})
             specs.setdefault(spec.fingerprint(), spec)
             if len(specs) == k:
                 break

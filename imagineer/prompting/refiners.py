@@ -20,7 +20,7 @@ from imagineer.errors import ExpansionFailed, InvalidInput, LLMUnavailable
 from imagineer.prompting.chat import ChatBackend, ChatMessage, RetryPolicy, structured_call
 from imagineer.prompting.concepts import weakest_concepts
 from imagineer.prompting.expansion import Provenance, Refinement, check_idea
-from imagineer.prompting.layout import layout_terms
+from imagineer.prompting.layout import layout_regions, layout_terms
 from imagineer.prompting.spec import EMPHASIS_MAX, PromptSpec, ScoredSpec
 from imagineer.prompting.styles import StyleLibrary
 from imagineer.prompting.tasks import (
@@ -123,7 +123,7 @@ class SearchRefiner(Refiner):
     Each proposal takes a parent from the best specs (the best first) and applies one or two
     edits. Edits that target the weakest concepts are drawn most often: raise a weak concept's
     emphasis, when a weak concept names a lighting or style in the vocabulary switch to it, or
-    add the idea's layout hints (`layout_terms`) the parent lacks.
+    add the idea's layout hints (`layout_terms`) or regions (`layout_regions`) the parent lacks.
     The others explore: another lighting or style, trimming modifiers that compete for
     attention, adding detail or negative terms, moving guidance. Same inputs and seed, same
     proposals; a spec already in the history is never proposed.
@@ -247,16 +247,22 @@ class SearchRefiner(Refiner):
     def _arrange(
         self, rng: random.Random, spec: PromptSpec, weak: list[str]
     ) -> tuple[PromptSpec, str] | None:
-        """Add the idea's layout hints the spec lacks (a place for each thing, counts in words)."""
+        """Add the idea's layout hints the spec lacks (a place for each thing, counts in words),
+        and its regions when the spec has none."""
         missing = [
             term
             for term in layout_terms(spec.subject, self.vocabulary)
             if term.lower() not in {c.lower() for c in spec.composition}
         ]
-        if not missing:
+        regions = [] if spec.regions else layout_regions(spec.subject, self.vocabulary)
+        if not missing and not regions:
             return None
-        update = {"composition": [*missing, *spec.composition]}
-        return spec.model_copy(update=update), f"layout hints {missing!r}"
+        update: dict[str, Any] = {"composition": [*missing, *spec.composition]}
+        notes = [f"layout hints {missing!r}"] if missing else []
+        if regions:
+            update["regions"] = regions
+            notes.append(f"regions {[r.prompt for r in regions]!r}")
+        return spec.model_copy(update=update), "; ".join(notes)
 
     def _relight(
         self, rng: random.Random, spec: PromptSpec, weak: list[str]

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagineer.errors import UnknownStyle
 from imagineer.prompting.styles import StyleLibrary, StylePreset
+from imagineer.region import Region
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ class RenderedPrompt(BaseModel):
         description="What was left out to fit, in drop order: terms, 'style:NAME', "
         "'negative:TERM', 'negative-style:NAME'.",
     )
+    regions: list[Region] = Field(
+        default_factory=list,
+        description="Regional prompts as sent: each region's text with the spec's style and "
+        "lighting, so every part of the picture shares them.",
+    )
 
     @property
     def chunks(self) -> int:
@@ -123,6 +129,11 @@ class PromptSpec(BaseModel):
     )
     guidance: float | None = Field(
         default=None, ge=0.0, le=30.0, description="Classifier-free guidance hint; None: default."
+    )
+    regions: list[Region] = Field(
+        default_factory=list,
+        description="Parts of the picture with their own prompt (layout-grounded rendering), "
+        "e.g. 'a red heart on the left' in the left half; for generators that support them.",
     )
 
     @field_validator("subject")
@@ -184,6 +195,10 @@ class PromptSpec(BaseModel):
             ),
             "guidance": None if self.guidance is None else round(self.guidance, 2),
         }
+        if self.regions:  # only when present, so fingerprints of specs without regions stay
+            canon["regions"] = [
+                [r.prompt.lower(), [round(v, 3) for v in r.box]] for r in self.regions
+            ]
         return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:16]
 
     def render(
@@ -237,7 +252,19 @@ class PromptSpec(BaseModel):
             negative_tokens=negative_tokens,
             window=window,
             dropped=dropped + negative_dropped,
+            regions=[
+                r.model_copy(update={"prompt": self._region_text(r, preset)}) for r in self.regions
+            ],
         )
+
+    def _region_text(self, region: Region, preset: StylePreset | None) -> str:
+        """A region's prompt with the spec's style and lighting, so the parts agree."""
+        terms = [region.prompt]
+        if self.style is not None and preset is None:
+            terms.append(self.style)
+        terms += [t for t in self.lighting if not _in_text(t, region.prompt)]
+        core = ", ".join(clean_terms(terms))
+        return preset.apply(core) if preset is not None else core
 
     def _preset(
         self, styles: StyleLibrary | Mapping[str, StylePreset] | None

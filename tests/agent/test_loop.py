@@ -223,3 +223,41 @@ def test_images_are_contrasted_with_the_ideas_foils_and_that_counts_in_the_objec
     plain = make_agent(parts, images=4, rounds=2, patience=2, seed=3, contrast_weight=0.0)[0]
     unweighted = plain.run(IDEA)
     assert unweighted.foils == [] and all(c.score.contrast is None for c in unweighted.candidates)
+
+
+class NoRegionsGenerator(DiffusersGenerator):
+    """The same pipeline, behaving like a backend without regional prompts (a remote API)."""
+
+    @property
+    def supports_regions(self) -> bool:
+        return False
+
+
+def test_expanded_specs_render_with_their_regions_and_record_them(parts) -> None:  # type: ignore[no-untyped-def]
+    agent, _ = make_agent(parts, images=4, rounds=1, specs_per_round=2)
+    run = agent.run("a red heart beside a yellow square")
+    bare = [c for c in run.candidates if c.note == "the idea as typed"]
+    expanded = [c for c in run.candidates if c.note == "expanded"]
+    assert bare and expanded
+    for entry in bare:
+        assert entry.candidate.params.regions == ()
+    for entry in expanded:
+        prompts = [r.prompt for r in entry.candidate.params.regions]
+        assert prompts == [r.prompt for r in entry.prompt.regions]
+        assert prompts[0].startswith("a red heart on the left")
+        assert prompts[1].startswith("a yellow square on the right")
+    record = json.loads(run.model_dump_json())
+    assert record["candidates"][-1]["candidate"]["params"]["regions"][0]["box"] == [0, 0, 0.5, 1]
+
+
+def test_a_generator_without_regions_renders_the_same_specs_without_them(parts) -> None:  # type: ignore[no-untyped-def]
+    expander, generator, scorer, vocabulary = parts
+    plain = NoRegionsGenerator(generator.config)
+    agent = Agent(
+        expander, plain, scorer, SearchRefiner(vocabulary),
+        AgentConfig(images=2, rounds=1, specs_per_round=2),
+    )  # fmt: skip
+    run = agent.run("a red heart beside a yellow square")
+    expanded = [c for c in run.candidates if c.note == "expanded"]
+    assert expanded and all(c.spec.regions for c in expanded)
+    assert all(c.candidate.params.regions == () and not c.prompt.regions for c in expanded)

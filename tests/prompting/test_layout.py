@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from imagineer.prompting import OfflineExpander, Vocabulary, load_vocabulary, vocabulary_from_world
-from imagineer.prompting.layout import layout_terms
+from imagineer.prompting.layout import layout_regions, layout_terms
+from imagineer.prompting.spec import PromptSpec
+from imagineer.region import Region
 
 WORLD = Path(__file__).parents[2] / "imagineer" / "pocket" / "world.json"
 
@@ -77,3 +79,84 @@ def test_expanded_specs_carry_the_hints_and_keep_the_idea(pocket: Vocabulary) ->
         assert spec.composition[:2] == ["a cyan square on the left", "a green circle on the right"]
     plain = OfflineExpander(pocket, layout=False).expand(idea, 4, seed=0).specs
     assert all(not spec.composition for spec in plain)
+
+
+HALVES = {"left": (0.0, 0.0, 0.5, 1.0), "right": (0.5, 0.0, 1.0, 1.0)}
+
+
+@pytest.mark.parametrize(
+    ("idea", "regions"),
+    [
+        (
+            "a red heart beside a yellow square",
+            [
+                ("a red heart on the left", HALVES["left"]),
+                ("a yellow square on the right", HALVES["right"]),
+            ],
+        ),
+        (
+            "a square above a star",
+            [
+                ("a square at the top", (0.0, 0.0, 1.0, 0.5)),
+                ("a star at the bottom", (0.0, 0.5, 1.0, 1.0)),
+            ],
+        ),
+        (
+            "a pair of crosses",
+            [("a cross on the left", HALVES["left"]), ("a cross on the right", HALVES["right"])],
+        ),
+        (
+            "3 stars",
+            [
+                ("a star on the left", (0.0, 0.0, 1 / 3, 1.0)),
+                ("a star in the center", (1 / 3, 0.0, 2 / 3, 1.0)),
+                ("a star on the right", (2 / 3, 0.0, 1.0, 1.0)),
+            ],
+        ),
+        (
+            "exactly two butterflies",
+            [
+                ("a butterfly on the left", HALVES["left"]),
+                ("a butterfly on the right", HALVES["right"]),
+            ],
+        ),
+    ],
+)
+def test_each_placed_or_counted_thing_gets_its_own_region(
+    pocket: Vocabulary, idea: str, regions: list[tuple[str, tuple[float, ...]]]
+) -> None:
+    found = layout_regions(idea, pocket)
+    assert [r.prompt for r in found] == [prompt for prompt, _ in regions]
+    for region, (_, box) in zip(found, regions, strict=True):
+        assert region.box == pytest.approx(box)
+
+
+@pytest.mark.parametrize(
+    "idea", ["a star", "a heart at the top", "two sheep", "a cross under a night sky", "2 neon"]
+)
+def test_no_regions_where_there_is_nothing_to_place(pocket: Vocabulary, idea: str) -> None:
+    assert layout_regions(idea, pocket) == []
+
+
+def test_region_prompts_share_the_specs_style_and_lighting() -> None:
+    left = Region(prompt="a red heart on the left", box=(0.0, 0.0, 0.5, 1.0))
+    spec = PromptSpec(
+        subject="a red heart", style="pixel art", lighting=["at night"], regions=[left]
+    )
+    rendered = spec.render()
+    assert [r.prompt for r in rendered.regions] == ["a red heart on the left, pixel art, at night"]
+    assert rendered.regions[0].box == left.box
+    assert PromptSpec.model_validate_json(spec.model_dump_json()) == spec
+    bare = spec.model_copy(update={"regions": []})
+    assert bare.fingerprint() != spec.fingerprint()
+
+
+def test_expanded_specs_carry_regions_unless_turned_off(pocket: Vocabulary) -> None:
+    idea = "a cyan square next to a green circle"
+    for spec in OfflineExpander(pocket).expand(idea, 3, seed=0).specs:
+        assert [r.prompt for r in spec.regions] == [
+            "a cyan square on the left",
+            "a green circle on the right",
+        ]
+    plain = OfflineExpander(pocket, regions=False).expand(idea, 3, seed=0).specs
+    assert all(not spec.regions for spec in plain)

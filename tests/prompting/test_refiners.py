@@ -134,3 +134,4 @@ def test_a_spec_without_the_ideas_layout_is_offered_it(refiner: SearchRefiner) -
     assert arranged, refinement.notes
     for spec in arranged:
         assert spec.composition[:2] == ["a red heart on the left", "a yellow square on the right"]
+        assert [r.prompt for r in spec.regions] == spec.composition[:2]
