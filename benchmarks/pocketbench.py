@@ -66,7 +66,12 @@ def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
         if value is not None
     }
     return AgentConfig(
-        images=args.budget, rounds=args.rounds, specs_per_round=args.specs, seed=seed, **weights
+        images=args.budget,
+        rounds=args.rounds,
+        specs_per_round=args.specs,
+        seed=seed,
+        regions=not args.no_regions,
+        **weights,
     )
 
 
@@ -128,6 +133,9 @@ def main() -> None:
     parser.add_argument("--methods", default="baseline,agent", help="baseline[,agent]")
     parser.add_argument("--concept-weight", type=float, default=None, help="agent objective")
     parser.add_argument("--contrast-weight", type=float, default=None, help="agent objective")
+    parser.add_argument(
+        "--no-regions", action="store_true", help="agent renders without regional prompts"
+    )
     parser.add_argument("--model", default=None, help="generator (pocket default)")
     parser.add_argument("--scorer", default=None, help="scorer (pocket default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")

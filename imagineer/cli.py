@@ -152,6 +152,9 @@ def imagine(
     constraint: Annotated[
         list[str] | None, typer.Option(help="A requirement ('no text'); repeatable.")
     ] = None,
+    regions: Annotated[
+        bool, typer.Option(help="Render each placed or counted thing from its own prompt.")
+    ] = True,
     seconds: Annotated[float | None, typer.Option(help="Start no round after this long.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Stop at this objective.")] = None,
     model: Annotated[str | None, typer.Option(help="Diffusers model (pocket default).")] = None,
@@ -174,7 +177,7 @@ def imagine(
     try:
         config = AgentConfig(
             images=images, rounds=rounds, specs_per_round=specs, seed=seed, style=style,
-            seconds=seconds, threshold=threshold,
+            seconds=seconds, threshold=threshold, regions=regions,
         )  # fmt: skip
         with _progress() as bar:
             task = bar.add_task("loading models", total=images)

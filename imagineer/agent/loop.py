@@ -71,6 +71,11 @@ class AgentConfig(BaseModel):
         description="objective += w * P(the image prefers the idea to its foils), in [0, 1].",
     )
     seed: int = Field(0, ge=0, description="The run's seed; every other seed derives from it.")
+    regions: bool = Field(
+        True,
+        description="Render the specs' regional prompts (each placed thing from its own prompt "
+        "in its own part of the canvas) when the generator supports them.",
+    )
     style: str | None = Field(None, description="A style every expanded spec must use.")
 
     @model_validator(mode="after")
@@ -260,12 +265,10 @@ class Agent:
         ]
         slots = [s for s, count in enumerate(share) for _ in range(count)]
         prompts = [self._prompt(spec) for spec in specs]
-        regional = self.generator.supports_regions
+        regional = self.config.regions and self.generator.supports_regions
         if not regional and any(p.regions for p in prompts):
-            logger.info(
-                "%s renders no regional prompts; rendering without them",
-                _describe(self.generator)["name"],
-            )
+            why = "turned off" if not self.config.regions else "not supported by the generator"
+            logger.info("regional prompts %s; rendering without them", why)
             prompts = [p.model_copy(update={"regions": []}) for p in prompts]
         entries: list[dict[str, Any]] = [{} for _ in slots]
         by_guidance: dict[float | None, list[int]] = {}

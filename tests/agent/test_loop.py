@@ -250,14 +250,14 @@ def test_expanded_specs_render_with_their_regions_and_record_them(parts) -> None
     assert record["candidates"][-1]["candidate"]["params"]["regions"][0]["box"] == [0, 0, 0.5, 1]
 
 
-def test_a_generator_without_regions_renders_the_same_specs_without_them(parts) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("why", ["generator", "config"])
+def test_specs_render_without_regions_when_the_generator_or_config_says_so(parts, why: str) -> None:  # type: ignore[no-untyped-def]
     expander, generator, scorer, vocabulary = parts
-    plain = NoRegionsGenerator(generator.config)
-    agent = Agent(
-        expander, plain, scorer, SearchRefiner(vocabulary),
-        AgentConfig(images=2, rounds=1, specs_per_round=2),
-    )  # fmt: skip
+    plain = NoRegionsGenerator(generator.config) if why == "generator" else generator
+    config = AgentConfig(images=2, rounds=1, specs_per_round=2, regions=why != "config")
+    agent = Agent(expander, plain, scorer, SearchRefiner(vocabulary), config)
     run = agent.run("a red heart beside a yellow square")
     expanded = [c for c in run.candidates if c.note == "expanded"]
     assert expanded and all(c.spec.regions for c in expanded)
     assert all(c.candidate.params.regions == () and not c.prompt.regions for c in expanded)
+    assert run.config["regions"] is (why != "config")

@@ -93,6 +93,30 @@ def test_cli_imagine_runs_the_loop_and_saves_it(
     assert len(record["files"]) == 2
 
 
+@pytest.mark.parametrize("flag", ["--regions", "--no-regions"])
+def test_cli_imagine_renders_regions_unless_told_not_to(
+    tiny_pipeline_dir: Path, tiny_clip_dir: Path, tmp_path: Path, flag: str
+) -> None:
+    args = [
+        "imagine", "a red heart beside a yellow square", "--images", "2", "--rounds", "1",
+        "--model", str(tiny_pipeline_dir), "--scorer", str(tiny_clip_dir), "--out", str(tmp_path),
+        flag,
+    ]  # fmt: skip
+    outcome = CliRunner().invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    (folder,) = tmp_path.iterdir()
+    record = json.loads((folder / "run.json").read_text())
+    assert record["config"]["regions"] is (flag == "--regions")
+    expanded = [c for c in record["candidates"] if c["note"] == "expanded"]
+    assert expanded
+    rendered = [r["prompt"] for r in expanded[0]["candidate"]["params"]["regions"]]
+    if flag == "--no-regions":
+        assert rendered == []
+    else:  # each region's prompt is its thing and place, then the spec's style and lighting
+        assert rendered[0].startswith("a red heart on the left")
+        assert rendered[1].startswith("a yellow square on the right")
+
+
 def test_cli_imagine_rejects_a_budget_smaller_than_the_rounds(tiny_clip_dir: Path) -> None:
     outcome = CliRunner().invoke(app, ["imagine", "a fox", "--images", "2", "--rounds", "3"])
     assert outcome.exit_code == 2 and "images (2) must be >= rounds (3)" in outcome.output
