@@ -89,6 +89,31 @@ def test_injection_style_idea_still_yields_specs_of_that_idea(openai_server) -> 
     assert json.loads(user)["idea"] == idea  # a JSON string value, quotes escaped
 
 
+def test_regions_the_llm_lays_out_become_spec_regions_and_bad_ones_are_dropped(
+    openai_server, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO)
+    reply = drafts(2)
+    reply["specs"][0]["regions"] = [
+        {"prompt": "a red fox on the left", "box": [0.0, 0.0, 0.5, 1.0]},
+        {"prompt": "a white hare on the right", "box": [0.5, 0.0, 1.0, 1.0]},
+        {"prompt": "a moon", "box": [0.5, 0.5, 0.2, 1.0]},  # right edge left of its left edge
+        {"prompt": "a tree", "box": [0.1, 0.2]},  # not a box
+    ]
+    server = openai_server([completion(json.dumps(reply))])
+    first, second = make(server).expand("a red fox and a white hare", 2, seed=0).specs
+    assert [(r.prompt, r.box) for r in first.regions] == [
+        ("a red fox on the left", (0.0, 0.0, 0.5, 1.0)),
+        ("a white hare on the right", (0.5, 0.0, 1.0, 1.0)),
+    ]
+    assert second.regions == []
+    assert caplog.text.count("Dropped a region") == 2
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    draft = schema["$defs"]["SpecDraft"]
+    assert "regions" in draft["required"]
+    assert schema["$defs"]["RegionDraft"]["additionalProperties"] is False
+
+
 def test_429_is_retried_with_backoff_then_succeeds(openai_server) -> None:  # type: ignore[no-untyped-def]
     server = openai_server(
         [error(429, {"retry-after": "0"}), error(429), completion(json.dumps(drafts(2)))]
