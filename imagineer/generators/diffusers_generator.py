@@ -378,11 +378,15 @@ class DiffusersGenerator(Generator):
         chunked = self.config.long_prompts == "chunk" and supports_chunking(pipe)
         windows = [measure(pipe.tokenizer, text, chunked) for text in prompts]
         neg_windows = [measure(pipe.tokenizer, text, chunked) for text in negatives]
-        _warn_truncated([*windows, *neg_windows], [*prompts, *negatives])
-        # A region's text shares the embedding's window count: every segment is that long.
+        region_texts = [r.prompt for found in per_prompt for r in found]
+        region_windows = {t: measure(pipe.tokenizer, t, chunked) for t in region_texts}
+        _warn_truncated(
+            [*windows, *neg_windows, *region_windows.values()],
+            [*prompts, *negatives, *region_windows],
+        )
+        # Every segment of an embedding (the whole prompt, each region) has the same length.
         region_chunks = [
-            max((measure(pipe.tokenizer, r.prompt, True).chunks for r in found), default=0)
-            for found in per_prompt
+            max((region_windows[r.prompt].chunks for r in found), default=0) for found in per_prompt
         ]
 
         # 3. Render, one pipeline call per group of prompts that share windows and region count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,21 @@ def test_bad_region_lists_raise_typed_errors(generator: DiffusersGenerator) -> N
     with pytest.raises(InvalidInput, match="single text encoder"):
         _check_regions([[LEFT]], 1, supported=False)
     assert _check_regions(None, 2, supported=False) == [[], []]
+
+
+def test_long_region_prompts_are_chunked_or_their_cut_is_logged(
+    tiny_pipeline_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    long_region = Region(
+        prompt=", ".join(f"a red circle with detail number {i}" for i in range(20)),
+        box=(0.0, 0.0, 0.5, 1.0),
+    )
+    chunked = DiffusersGenerator(DiffusersConfig(model=str(tiny_pipeline_dir), steps=2))
+    cut = DiffusersGenerator(
+        DiffusersConfig(model=str(tiny_pipeline_dir), steps=2, long_prompts="truncate")
+    )
+    with caplog.at_level(logging.WARNING):
+        chunked.render("a circle", seeds=[3], regions=[[long_region]])
+        assert not caplog.records  # chunked: nothing cut, nothing logged
+        cut.render("a circle", seeds=[3], regions=[[long_region]])
+    assert "number19" in caplog.text.replace(" ", "")  # the cut tail of the region's prompt
