@@ -58,6 +58,8 @@ _BOXES: dict[int, dict[str, tuple[float, float, float, float]]] = {
 _JOINED = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|\bnext to\b|\bbeside\b|\balongside\b)\s*", re.I)
 _TOGETHER = re.compile(r"\s+(?:together|side by side)\s*$", re.I)
 _DETERMINER = re.compile(r"(a|an|the|some|one|two|three|four|five|\d+)\s", re.I)
+# Words that tie a modifier to a thing ("a square *at* sunset", "a fox *in* watercolor").
+_LINKS = r"(?:at|in|under|during|on|with|by|as)"
 # Groups whose terms modify a picture rather than name a thing in it.
 _MODIFIER_GROUPS = ("lighting", "style", "composition", "details", "negative", "mood")
 
@@ -102,8 +104,12 @@ def layout_regions(idea: str, vocabulary: Vocabulary) -> list[Region]:
         return []
     things, places = planned
     phrases, boxes = _place_phrases(vocabulary), _BOXES[len(places)]
+    # What the idea says of the whole picture ("at sunset") holds in every region too.
+    parts = _JOINED.split(_TOGETHER.sub("", idea.strip()))
+    tails = [tail for part in parts if (tail := split_modifiers(part, vocabulary)[1])]
+    suffix = "".join(f", {tail}" for tail in tails)
     return [
-        Region(prompt=f"{_article(thing)} {phrases[place]}", box=boxes[place])
+        Region(prompt=f"{_article(thing)} {phrases[place]}{suffix}", box=boxes[place])
         for thing, place in zip(things, places, strict=True)
     ]
 
@@ -188,9 +194,31 @@ def joined_things(idea: str, vocabulary: Vocabulary | None = None) -> list[str]:
     """
     parts = [p.strip() for p in _JOINED.split(_TOGETHER.sub("", idea.strip())) if p.strip()]
     if vocabulary is not None:
-        parts = [p for p in parts if not _is_modifier(p, vocabulary)]
+        things = [split_modifiers(p, vocabulary)[0] for p in parts]
+        parts = [t for t in things if t and not _is_modifier(t, vocabulary)]
     # A thing comes with a determiner ("a cross"); "a cross, please" names one thing, not two.
     return [p for p in parts if _DETERMINER.match(p)] if len(parts) > 1 else parts
+
+
+def split_modifiers(part: str, vocabulary: Vocabulary) -> tuple[str, str]:
+    """A part of an idea split into its thing and the modifier words after it.
+
+    ``"a yellow square at sunset"`` -> ``("a yellow square", "at sunset")``; a part that is
+    all modifier (``"oil painting"``) -> ``("", "oil painting")``; no modifier -> ``(part, "")``.
+    """
+    starts = [
+        match.start()
+        for name in _MODIFIER_GROUPS
+        for option in vocabulary.group(name).options
+        for phrase in option.phrases
+        if (match := re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", part, flags=re.I))
+    ]
+    if not starts:
+        return part.strip(), ""
+    head = part[: min(starts)]
+    link = re.search(rf"[\s,]*(?:\b{_LINKS}\s+)?$", head, flags=re.I)
+    cut = link.start() if link is not None else len(head)
+    return head[:cut].strip(" ,"), part[cut:].strip(" ,")
 
 
 def _relation(idea: str, vocabulary: Vocabulary) -> tuple[list[str], tuple[str, ...]] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagineer.prompting import OfflineExpander, Vocabulary, load_vocabulary, vocabulary_from_world
-from imagineer.prompting.layout import layout_regions, layout_terms
+from imagineer.prompting.layout import layout_regions, layout_terms, split_modifiers
 from imagineer.prompting.spec import PromptSpec
 from imagineer.region import Region
 
@@ -160,3 +160,31 @@ def test_expanded_specs_carry_regions_unless_turned_off(pocket: Vocabulary) -> N
         ]
     plain = OfflineExpander(pocket, regions=False).expand(idea, 3, seed=0).specs
     assert all(not spec.regions for spec in plain)
+
+
+@pytest.mark.parametrize(
+    ("part", "split"),
+    [
+        ("a yellow square at sunset", ("a yellow square", "at sunset")),
+        ("a heart in pixel art", ("a heart", "in pixel art")),
+        ("oil painting", ("", "oil painting")),
+        ("a red star", ("a red star", "")),
+    ],
+)
+def test_a_part_splits_into_its_thing_and_its_modifiers(
+    pocket: Vocabulary, part: str, split: tuple[str, str]
+) -> None:
+    vocabulary = pocket if "oil" not in part else load_vocabulary()
+    assert split_modifiers(part, vocabulary) == split
+
+
+def test_what_the_idea_says_of_the_whole_picture_holds_in_every_region(pocket: Vocabulary) -> None:
+    idea = "a green cross and a yellow square at sunset"
+    assert layout_terms(idea, pocket) == [
+        "a green cross on the left",
+        "a yellow square on the right",
+    ]
+    assert [r.prompt for r in layout_regions(idea, pocket)] == [
+        "a green cross on the left, at sunset",
+        "a yellow square on the right, at sunset",
+    ]
