@@ -128,6 +128,9 @@ def main() -> None:
         default=0,
         help="with --per-task, skip each task's first S ideas (a disjoint split for tuning)",
     )
+    parser.add_argument(
+        "--task", action="append", default=None, help="only ideas of this task type (repeatable)"
+    )
     parser.add_argument("--rounds", type=int, default=4, help="agent rounds")
     parser.add_argument("--specs", type=int, default=2, help="agent specs per round")
     parser.add_argument("--methods", default="baseline,agent", help="baseline[,agent]")
@@ -143,6 +146,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     items = load_pocketbench(quick=args.quick)
+    if args.task:
+        unknown = sorted(set(args.task) - {item.task for item in items})
+        if unknown:
+            parser.error(f"unknown task type(s) {unknown}")
+        items = [item for item in items if item.task in args.task]
     if args.per_task is not None:
         items = per_task(items, args.per_task, args.offset)
     items = items[: args.limit]
@@ -163,6 +171,7 @@ def main() -> None:
                     "quick": args.quick,
                     "ideas_per_task": args.per_task,
                     "offset": args.offset,
+                    "tasks": args.task,
                     "agent_config": agent_config(args, args.seed).model_dump(exclude={"seed"}),
                     **summary,
                 }

@@ -19,7 +19,8 @@ pocket world and the general vocabulary each speak their own phrases.
 ``layout_regions`` turns the same plan into regions (`imagineer.region.Region`): each placed
 thing gets its own prompt and its own part of the canvas, the layout-to-image step of
 LLM-grounded diffusion, for generators that render regional prompts. A counted thing ("three
-stars") gets one region per copy ("a star on the left", "a star in the center", ...).
+stars") gets one region per copy ("a star on the left", "a star on the right", "a star at the
+bottom").
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ _RELATION_PLACES = {
     "above": ("top", "bottom"),
     "below": ("bottom", "top"),
 }
-# Side by side reads as left to right, the way the idea lists the things.
-_SIDE_BY_SIDE = {2: ("left", "right"), 3: ("left", "center", "right")}
+# Places for things named together, in the order the idea lists them: two side by side, three
+# as two above and one below (a row of three thirds left the middle one out of most pocket
+# renders: 3 of 48 right against 14 of 48, ideas 0-5 of the three-of-a-kind counting ideas).
+_SIDE_BY_SIDE = {2: ("left", "right"), 3: ("left", "right", "bottom")}
 # The part of the canvas each place gets, (left, top, right, bottom), by how many things share it.
 _BOXES: dict[int, dict[str, tuple[float, float, float, float]]] = {
     2: {
@@ -48,9 +51,9 @@ _BOXES: dict[int, dict[str, tuple[float, float, float, float]]] = {
         "bottom": (0.0, 0.5, 1.0, 1.0),
     },
     3: {
-        "left": (0.0, 0.0, 1 / 3, 1.0),
-        "center": (1 / 3, 0.0, 2 / 3, 1.0),
-        "right": (2 / 3, 0.0, 1.0, 1.0),
+        "left": (0.0, 0.0, 0.4, 0.6),
+        "right": (0.6, 0.0, 1.0, 0.6),
+        "bottom": (0.25, 0.6, 0.75, 1.0),
     },
 }
 # Words that name things side by side ("a cat and a dog", "a cup next to a plate"); locative
@@ -97,7 +100,7 @@ def layout_regions(idea: str, vocabulary: Vocabulary) -> list[Region]:
 
     Example:
         >>> [r.prompt for r in layout_regions("3 stars", vocabulary_from_world(WORLD_FILE))]
-        ['a star on the left', 'a star in the center', 'a star on the right']
+        ['a star on the left', 'a star on the right', 'a star at the bottom']
     """
     planned = _plan(idea, vocabulary) or _copies(idea, vocabulary)
     if planned is None:

@@ -63,8 +63,8 @@ def test_general_vocabulary_arranges_things_but_not_settings() -> None:
     ]
     assert layout_terms("a dog, a cat and a bird, oil painting", general) == [
         "a dog on the left",
-        "a cat in the center",
-        "a bird on the right",
+        "a cat on the right",
+        "a bird at the bottom",
     ]
     assert layout_terms("a castle above the clouds", general)[1] == "the clouds at the bottom"
     assert layout_terms("a fox in the snow", general) == []  # a setting, not a second thing
@@ -108,9 +108,9 @@ HALVES = {"left": (0.0, 0.0, 0.5, 1.0), "right": (0.5, 0.0, 1.0, 1.0)}
         (
             "3 stars",
             [
-                ("a star on the left", (0.0, 0.0, 1 / 3, 1.0)),
-                ("a star in the center", (1 / 3, 0.0, 2 / 3, 1.0)),
-                ("a star on the right", (2 / 3, 0.0, 1.0, 1.0)),
+                ("a star on the left", (0.0, 0.0, 0.4, 0.6)),
+                ("a star on the right", (0.6, 0.0, 1.0, 0.6)),
+                ("a star at the bottom", (0.25, 0.6, 0.75, 1.0)),
             ],
         ),
         (
