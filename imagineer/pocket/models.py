@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from imagineer.pocket.tokenizer import VOCAB_SIZE
 
@@ -35,9 +35,14 @@ class ClipSpec(BaseModel):
     embed_dim: int = Field(128, ge=8, description="Joint image-text embedding width.")
     image_size: int = Field(64, ge=16, description="Input side in pixels.")
     patch_size: int = Field(8, ge=2, description="ViT patch side in pixels.")
-    vision_width: int = Field(128, ge=16)
-    vision_layers: int = Field(4, ge=1)
+    vision_width: int = Field(128, ge=16, description="ViT width, or the ResNet stem's width.")
+    vision_layers: int = Field(4, ge=1, description="ViT blocks (unused by a ResNet tower).")
     vision_head_width: int = Field(32, ge=8)
+    resnet_layers: tuple[int, int, int, int] | None = Field(
+        None,
+        description="Blocks per stage of open_clip's ModifiedResNet image tower instead of a "
+        "ViT (convolutions, for shapes and counts); the side must be a multiple of 32.",
+    )
     text_width: int = Field(64, ge=16)
     text_layers: int = Field(4, ge=1)
     text_heads: int = Field(4, ge=1)
@@ -46,13 +51,7 @@ class ClipSpec(BaseModel):
         """The open_clip model config (the shape of open_clip's ``model_configs/*.json``)."""
         return {
             "embed_dim": self.embed_dim,
-            "vision_cfg": {
-                "image_size": self.image_size,
-                "layers": self.vision_layers,
-                "width": self.vision_width,
-                "head_width": self.vision_head_width,
-                "patch_size": self.patch_size,
-            },
+            "vision_cfg": self._vision_cfg(),
             "text_cfg": {
                 "context_length": CONTEXT_LENGTH,
                 "vocab_size": VOCAB_SIZE,
@@ -61,6 +60,29 @@ class ClipSpec(BaseModel):
                 "layers": self.text_layers,
             },
         }
+
+    def _vision_cfg(self) -> dict[str, Any]:
+        if self.resnet_layers is not None:
+            return {
+                "image_size": self.image_size,
+                "layers": list(self.resnet_layers),
+                "width": self.vision_width,
+            }
+        return {
+            "image_size": self.image_size,
+            "layers": self.vision_layers,
+            "width": self.vision_width,
+            "head_width": self.vision_head_width,
+            "patch_size": self.patch_size,
+        }
+
+    @model_validator(mode="after")
+    def _resnet_side(self) -> ClipSpec:
+        if self.resnet_layers is not None and self.image_size % 32:
+            raise ValueError(
+                f"a ResNet tower needs a side that is a multiple of 32, got {self.image_size}"
+            )
+        return self
 
 
 class VaeSpec(BaseModel):

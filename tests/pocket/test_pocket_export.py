@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from tiny_specs import TINY_CLIP, TINY_UNET, TINY_VAE
 
 from imagineer.generators.diffusers_generator import DiffusersConfig, DiffusersGenerator
@@ -107,3 +110,29 @@ def test_a_run_reuses_an_exported_generators_text_encoder_and_vae(tmp_path: Path
         reuse_generator_parts(generator, run_dir)
     with pytest.raises(FileNotFoundError, match="not an exported pocket generator"):
         reuse_generator_parts(tmp_path / "nowhere", tmp_path / "other")
+
+
+def test_a_resnet_tower_scorer_exports_and_scores_like_the_vit(tmp_path: Path) -> None:
+    spec = TINY_CLIP.model_copy(update={"resnet_layers": (1, 1, 1, 1), "vision_width": 16})
+    torch.manual_seed(0)
+    clip = build_clip(spec).eval()
+    export_scorer(clip, spec, tmp_path / "scorer")
+
+    scorer = ClipScorer(str(tmp_path / "scorer"))
+    image = Image.fromarray(np.full((64, 64, 3), 200, dtype=np.uint8))
+    cosine = scorer.score([image], "a star")[0].cosine
+    with torch.inference_mode():
+        pixels = scorer.loaded.preprocess(image).unsqueeze(0)
+        expected = F.cosine_similarity(
+            clip.encode_image(pixels), clip.encode_text(scorer.loaded.tokenizer(["a star"]))
+        )
+    assert cosine == pytest.approx(float(expected), abs=2e-3)  # fp16 weights on disk
+    hub = json.loads((tmp_path / "scorer" / "open_clip_config.json").read_text())
+    assert hub["model_cfg"]["vision_cfg"]["layers"] == [1, 1, 1, 1]
+
+
+def test_a_resnet_tower_needs_a_side_that_is_a_multiple_of_32() -> None:
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TINY_CLIP.model_validate(
+            {**TINY_CLIP.model_dump(), "resnet_layers": (1, 1, 1, 1), "image_size": 48}
+        )
