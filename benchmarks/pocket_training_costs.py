@@ -55,8 +55,14 @@ def clip_cost(spec: ClipSpec, batch: int, negatives: int, tokens: int, steps: in
         optimiser.step()
 
     seconds = _timed(step, steps)
+    tower = (
+        f"resnet{spec.resnet_layers} w{spec.vision_width}"
+        if spec.resnet_layers is not None
+        else f"vit w{spec.vision_width} L{spec.vision_layers} p{spec.patch_size}"
+    )
     print(
-        f"clip {spec.text_width=} b{batch} neg{negatives}: {_millions(model):.2f}M {seconds:.3f}s"
+        f"clip {tower} text {spec.text_width} b{batch} neg{negatives}: "
+        f"{_millions(model):.2f}M ({_millions(model.visual):.2f}M image tower) {seconds:.3f}s"
     )
 
 
@@ -109,7 +115,11 @@ def main() -> None:
     only = args.only.split(",")
     if "clip" in only:
         clip_cost(ClipSpec(text_width=96), 64, 3, 32, args.steps)
-        clip_cost(ClipSpec(text_width=64), 64, 3, 32, args.steps)
+        clip_cost(ClipSpec(text_width=64), 64, 3, 32, args.steps)  # the bundled scorer
+        # Image towers for the scorer's weakest skills (counts, shapes on generated renders).
+        clip_cost(ClipSpec(vision_width=192, vision_layers=6), 64, 3, 32, args.steps)
+        clip_cost(ClipSpec(patch_size=4), 64, 3, 32, args.steps)
+        clip_cost(ClipSpec(resnet_layers=(1, 1, 1, 1), vision_width=32), 64, 3, 32, args.steps)
     if "vae" in only:
         vae_cost(VaeSpec(block_out_channels=(32, 64, 64)), 32, args.steps)
         vae_cost(VaeSpec(block_out_channels=(32, 64, 64, 64)), 32, args.steps)
