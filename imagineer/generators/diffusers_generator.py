@@ -391,12 +391,16 @@ class DiffusersGenerator(Generator):
 
         # 3. Render, one pipeline call per group of prompts that share windows and region count
         jobs = [(index, index // n) for index in range(n * len(prompts))]
+        keys = [
+            (
+                max(windows[p].chunks, neg_windows[p].chunks, region_chunks[p]) if chunked else 0,
+                len(per_prompt[p]),
+            )
+            for p in range(len(prompts))
+        ]
         groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for index, p_index in jobs:
-            size = max(windows[p_index].chunks, neg_windows[p_index].chunks)
-            size = max(size, region_chunks[p_index])
-            key = (size if chunked else 0, len(per_prompt[p_index]))
-            groups.setdefault(key, []).append((index, p_index))
+            groups.setdefault(keys[p_index], []).append((index, p_index))
         step_done = _step_counter(progress, steps * len(groups))
         images: dict[int, Any] = {}
         seconds: dict[int, float] = {}
