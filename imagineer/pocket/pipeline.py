@@ -1,10 +1,12 @@
-"""The pocket training run, stage by stage: data, CLIP, text encoder, VAE, decoder, UNet, export.
+"""The pocket training run, stage by stage: data, CLIP, scorer, text encoder, VAE, decoder, UNet,
+export.
 
 Each stage reads the products of the ones before it from the run directory, so stages can run
-in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``text_encoder/`` (the
-CLIP's text tower), ``generator_text/`` (that tower taught to carry every attribute, when the
-text stage runs), ``vae/`` (the final VAE with its latent scaling factor; its decoder replaced by
-the decoder stage's, when that runs), ``latents.pt`` (the training set, encoded once), ``unet.pt``.
+in separate processes and sessions: ``clip.pt`` (and the exported scorer), ``scorer/clip.pt``
+(a scorer of its own, when the recipe has one), ``text_encoder/`` (the CLIP's text tower),
+``generator_text/`` (that tower taught to carry every attribute, when the text stage runs),
+``vae/`` (the final VAE with its latent scaling factor; its decoder replaced by the decoder
+stage's, when that runs), ``latents.pt`` (the training set, encoded once), ``unet.pt``.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ def run(
     # 1. Data: training renders and a held-out set, rendered once and cached.
     data = cached_renders(run_dir / "data", config.n_scenes, config.seed, world)
     held_out = cached_renders(run_dir / "data", config.n_held_out, config.seed + 1, world)
-    # 2. The CLIP (scorer), and its text tower as the generator's text encoder.
+    # 2. The CLIP (the scorer, unless the recipe has its own), and its text tower as the
+    #    generator's text encoder.
     if "clip" in stages and not deadline.passed():
         clip_stage(config, data, held_out, world, run_dir, out, deadline)
+    # 2b. The scorer of its own, when the recipe has one.
+    if "scorer" in stages and config.scorer_spec is not None and not deadline.passed():
+        scorer_stage(config, data, held_out, world, run_dir, out, deadline)
     # 3. The generator's text encoder: the CLIP's tower, taught to carry every attribute.
     if "text" in stages and not deadline.passed():
         text_stage(config, data[1], held_out[1], world, run_dir, deadline)
@@ -77,13 +83,15 @@ def clip_stage(
 
     The generator's text encoder is frozen once the UNet trains on it, but the scorer is a
     product of its own: training can go on past ``text_encoder_step`` to sharpen the scorer
-    without touching the generator.
+    without touching the generator. With a scorer of its own in the recipe (``scorer_spec``),
+    this CLIP is not exported.
     """
     from imagineer.pocket.convert import to_clip_text_model
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.train_clip import RankTune, train_clip
 
     stage, text_dir = config.clip, run_dir / "text_encoder"
+    is_scorer = config.scorer_spec is None
     frozen_at = min(stage.text_encoder_step or stage.steps, stage.steps)
     args = (data, held_out, world, run_dir, config.seed, deadline)
     if not (text_dir / "config.json").is_file():
@@ -92,11 +100,34 @@ def clip_stage(
         if model is None:
             return
         to_clip_text_model(model).save_pretrained(str(text_dir))
-        export_scorer(model, config.clip_spec, out / "scorer")
+        if is_scorer:
+            export_scorer(model, config.clip_spec, out / "scorer")
     if stage.total_steps > frozen_at:
         model = train_clip(config.clip_spec, stage, *args)
-        if model is not None:
+        if model is not None and is_scorer:
             export_scorer(model, config.clip_spec, out / "scorer")
+
+
+def scorer_stage(
+    config: TrainConfig,
+    data: Renders,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    out: Path,
+    deadline: Deadline,
+) -> None:
+    """Train the recipe's scorer of its own (``scorer_spec``) in ``run_dir / "scorer"``, on the
+    same data and seed as the CLIP stage; export it when done. Its text tower conditions nothing:
+    the generator keeps the ``clip`` stage's."""
+    from imagineer.pocket.export import export_scorer
+    from imagineer.pocket.train_clip import train_clip
+
+    spec, stage, scorer_dir = config.scorer_parts(run_dir)
+    scorer_dir.mkdir(parents=True, exist_ok=True)
+    model = train_clip(spec, stage, data, held_out, world, scorer_dir, config.seed, deadline)
+    if model is not None:
+        export_scorer(model, spec, out / "scorer")
 
 
 def text_stage(
@@ -316,22 +347,25 @@ def adapt_stage(
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.models import build_clip
 
-    clip = load_checkpoint(run_dir / "clip.pt")
+    spec, stage, scorer_dir = config.scorer_parts(run_dir)
+    clip = load_checkpoint(scorer_dir / "clip.pt")
     generator = out / "generator"
-    if clip is None or clip["step"] < config.clip.total_steps or not generator.is_dir():
-        logger.warning("adapt stage needs the clip stage done and %s exported; skipping", generator)
+    if clip is None or clip["step"] < stage.total_steps or not generator.is_dir():
+        logger.warning(
+            "adapt stage needs the scorer's stage done and %s exported; skipping", generator
+        )
         return
     pool = build_pool(
         config.adapt, data, world, generator, run_dir / "adapt_pool", config.seed, deadline
     )
     if pool is None:
         return
-    model = build_clip(config.clip_spec)
+    model = build_clip(spec)
     model.load_state_dict(clip["model"])
-    args = (pool, data, held_out, world, run_dir, config.seed, deadline)
-    adapted = adapt_clip(model, config.clip, config.adapt, *args)
+    args = (pool, data, held_out, world, scorer_dir, config.seed, deadline)
+    adapted = adapt_clip(model, stage, config.adapt, *args)
     if adapted is not None:
-        export_scorer(adapted, config.clip_spec, out / "scorer")
+        export_scorer(adapted, spec, out / "scorer")
 
 
 def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
@@ -340,17 +374,18 @@ def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> N
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.models import build_clip
 
+    spec, _, scorer_dir = config.scorer_parts(run_dir)
     for name in ("adapt", "clip"):
-        state = load_checkpoint(run_dir / f"{name}.pt")
+        state = load_checkpoint(scorer_dir / f"{name}.pt")
         if state is not None:
             break
     else:
-        logger.warning("no CLIP checkpoint in %s yet; no scorer to export", run_dir)
+        logger.warning("no scorer checkpoint in %s yet; no scorer to export", scorer_dir)
         return
-    model = build_clip(config.clip_spec)
+    model = build_clip(spec)
     model.load_state_dict(state["model"])
     logger.info("exporting the scorer at %s step %d", name, state["step"])
-    export_scorer(model.eval(), config.clip_spec, out / "scorer")
+    export_scorer(model.eval(), spec, out / "scorer")
 
 
 def export(config: TrainConfig, run_dir: Path, out: Path) -> None:

@@ -1,6 +1,8 @@
-"""Train the pocket models: ``clip`` (scorer), ``text`` (the generator's text encoder), ``vae``,
-``decoder`` (the VAE's decoder sharpened, encoder frozen), ``unet``, ``adapt`` (the scorer tuned
-on the generator's own pictures), then ``export``.
+"""Train the pocket models: ``clip`` (a CLIP whose text tower becomes the generator's text
+encoder, and the scorer unless the recipe has a scorer of its own), ``scorer`` (that scorer, when
+``scorer_spec`` is set), ``text`` (the generator's text encoder), ``vae``, ``decoder`` (the VAE's
+decoder sharpened, encoder frozen), ``unet``, ``adapt`` (the scorer tuned on the generator's own
+pictures), then ``export``.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
 re-run of the same command continues where the last one stopped, so the ~3 hours of training can
@@ -26,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from imagineer.pocket.adapt_clip import AdaptStage
 from imagineer.pocket.checkpoints import Deadline
@@ -38,7 +40,7 @@ from imagineer.pocket.train_vae import DecoderStage, VaeStage
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("clip", "text", "vae", "decoder", "unet", "adapt", "export")
+STAGES = ("clip", "scorer", "text", "vae", "decoder", "unet", "adapt", "export")
 RECIPE_FILE = Path(__file__).with_name("recipe.json")
 """The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
@@ -53,6 +55,12 @@ class TrainConfig(BaseModel):
     vae_spec: VaeSpec = VaeSpec()
     unet_spec: UnetSpec = UnetSpec()
     clip: ClipStage = ClipStage()
+    scorer_spec: ClipSpec | None = Field(
+        None,
+        description="A scorer of its own (the ``scorer`` stage), e.g. another image tower; "
+        "None: the ``clip`` stage's CLIP is the scorer too.",
+    )
+    scorer: ClipStage | None = Field(None, description="The ``scorer`` stage's knobs.")
     text: TextStage = TextStage()
     vae: VaeStage = VaeStage()
     decoder: DecoderStage = DecoderStage()
@@ -62,6 +70,19 @@ class TrainConfig(BaseModel):
         default_factory=lambda: {"steps": 20, "guidance": 4.0, "scheduler": "euler"},
         description="imagineer_defaults.json of the exported generator.",
     )
+
+    @model_validator(mode="after")
+    def _scorer_whole(self) -> TrainConfig:
+        if (self.scorer_spec is None) != (self.scorer is None):
+            raise ValueError("scorer_spec and scorer go together: set both or neither")
+        return self
+
+    def scorer_parts(self, run_dir: Path) -> tuple[ClipSpec, ClipStage, Path]:
+        """The scorer's spec, stage and checkpoint directory: its own stage's when the
+        recipe has one (``run_dir / "scorer"``), else the ``clip`` stage's."""
+        if self.scorer_spec is not None and self.scorer is not None:
+            return self.scorer_spec, self.scorer, run_dir / "scorer"
+        return self.clip_spec, self.clip, run_dir
 
 
 def load_config(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
@@ -84,9 +105,13 @@ def set_steps(config: TrainConfig, args: argparse.Namespace, run_dir: Path) -> N
     simply counts as done.
     """
     changed = False
-    for stage in ("clip", "vae", "decoder", "unet"):
+    for stage in ("clip", "scorer", "vae", "decoder", "unet"):
         steps = getattr(args, f"{stage}_steps")
-        if steps is not None and steps != getattr(config, stage).steps:
+        if steps is None:
+            continue
+        if getattr(config, stage) is None:
+            raise SystemExit(f"--{stage}-steps: this run's recipe has no {stage} stage")
+        if steps != getattr(config, stage).steps:
             logger.info("%s stage: %d steps (was %d)", stage, steps, getattr(config, stage).steps)
             getattr(config, stage).steps = steps
             changed = True
@@ -115,7 +140,7 @@ def main() -> None:
         help="Seed a new run with this exported generator's text encoder and VAE "
         "(for recipes that change only the text or UNet stages).",
     )
-    for stage in ("clip", "vae", "decoder", "unet"):
+    for stage in ("clip", "scorer", "vae", "decoder", "unet"):
         parser.add_argument(
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
         )

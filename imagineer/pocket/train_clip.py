@@ -16,13 +16,14 @@ differs), and must rank its true render above them.
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from imagineer.pocket.captions import caption
 from imagineer.pocket.checkpoints import (
@@ -96,14 +97,35 @@ class ClipStage(BaseModel):
     cooldown: int = Field(
         0, ge=0, description="Decay the lr linearly to zero over the last this many steps."
     )
+    restarts: tuple[int, ...] = Field(
+        (),
+        description="Steps where the lr schedule starts over (warm restarts): the lr cools down "
+        "to zero before each, over ``cooldown`` steps, and is back at ``lr`` on it.",
+    )
     save_every: int = Field(150, ge=1)
     eval_every: int = Field(250, ge=1)
     tune: RankTune = RankTune()
+
+    @model_validator(mode="after")
+    def _restarts_inside(self) -> ClipStage:
+        bounds = (0, *self.restarts, self.steps)
+        if any(a >= b for a, b in pairwise(bounds)):
+            raise ValueError(
+                f"restarts must increase strictly inside (0, steps={self.steps}), "
+                f"got {list(self.restarts)}"
+            )
+        return self
 
     @property
     def total_steps(self) -> int:
         """The main phase and the ranking phase."""
         return self.steps + self.tune.steps
+
+    def cycle_end(self, step: int) -> int:
+        """Where the main phase's lr cycle holding ``step`` ends: the next restart, else
+        ``steps``. A run resumed with more steps (``--clip-steps``) after finishing its first
+        ``steps`` replays as one run with a restart there."""
+        return next((r for r in self.restarts if step < r < self.steps), self.steps)
 
 
 class Wording(NamedTuple):
@@ -329,7 +351,12 @@ def train_clip(
         pixels, image_owners = images[index], None
         if step < stage.steps:
             set_warmup_lr(
-                optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.cooldown
+                optimiser,
+                stage.lr,
+                stage.warmup,
+                step,
+                steps=stage.cycle_end(step),
+                cooldown=stage.cooldown,
             )
         else:  # 1b. the ranking phase
             tune = stage.tune

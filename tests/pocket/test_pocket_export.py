@@ -136,3 +136,35 @@ def test_a_resnet_tower_needs_a_side_that_is_a_multiple_of_32() -> None:
         TINY_CLIP.model_validate(
             {**TINY_CLIP.model_dump(), "resnet_layers": (1, 1, 1, 1), "image_size": 48}
         )
+
+
+def test_a_recipe_with_a_scorer_of_its_own_trains_and_exports_it_apart(tmp_path: Path) -> None:
+    from imagineer.pocket.checkpoints import Deadline
+    from imagineer.pocket.pipeline import export_scorer_checkpoint, run
+    from imagineer.pocket.train import TrainConfig
+    from imagineer.pocket.train_clip import ClipStage
+
+    small = {"batch": 4, "negatives": 1, "save_every": 1, "eval_every": 100}
+    resnet = TINY_CLIP.model_copy(update={"resnet_layers": (1, 1, 1, 1), "vision_width": 16})
+    config = TrainConfig(
+        n_scenes=100,
+        n_held_out=10,
+        clip_spec=TINY_CLIP,
+        clip=ClipStage(steps=2, **small),
+        scorer_spec=resnet,
+        scorer=ClipStage(steps=3, restarts=(2,), **small),
+    )
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    run(config, ["clip"], run_dir, out, Deadline(None))
+    assert (run_dir / "text_encoder" / "config.json").is_file()
+    assert not (out / "scorer").exists()  # the generator's CLIP is not the scorer here
+    run(config, ["clip", "scorer"], run_dir, out, Deadline(None))
+    assert torch.load(run_dir / "scorer" / "clip.pt", weights_only=True)["step"] == 3
+    hub = json.loads((out / "scorer" / "open_clip_config.json").read_text())
+    assert hub["model_cfg"]["vision_cfg"]["layers"] == [1, 1, 1, 1]
+    exported = (out / "scorer" / "open_clip_model.safetensors").read_bytes()
+    export_scorer_checkpoint(config, run_dir, tmp_path / "again")  # --stages export
+    assert (tmp_path / "again" / "scorer" / "open_clip_model.safetensors").read_bytes() == exported
+
+    with pytest.raises(ValueError, match="scorer_spec and scorer go together"):
+        TrainConfig(scorer_spec=resnet)

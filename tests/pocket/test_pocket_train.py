@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_specs import TINY_CLIP as TINY
 
@@ -96,6 +97,52 @@ def test_swapped_renders_change_only_what_the_caption_mentions() -> None:
         assert not np.array_equal(picture, images[owner])
     for text, own, changed in zip(batch.positives, batch.negatives, batch.swapped, strict=True):
         assert len(own) == len(changed) and text not in own
+
+
+def test_a_warm_restart_replays_a_finished_run_resumed_with_more_steps(tmp_path: Path) -> None:
+    # How the bundled scorer was made: a run finished (lr cooled to zero), then resumed with
+    # ``--clip-steps`` more. A recipe with ``restarts`` at the old end is that run in one go.
+    world = load_world()
+    data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
+
+    def train(run_dir: Path, steps: int, restarts: tuple[int, ...] = ()) -> torch.nn.Module:
+        stage = ClipStage(
+            steps=steps,
+            batch=4,
+            negatives=1,
+            warmup=0,
+            cooldown=2,
+            restarts=restarts,
+            save_every=1,
+            eval_every=100,
+            lr=1e-3,
+        )
+        model = train_clip(TINY, stage, data, held_out, world, run_dir, 0, Deadline(None))
+        assert model is not None
+        return model
+
+    straight = train(tmp_path / "straight", 6, restarts=(3,))
+    train(tmp_path / "split", 3)
+    resumed = train(tmp_path / "split", 6)
+    no_restart = train(tmp_path / "plain", 6)
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert any(  # the restart changes the schedule, so it changes the weights
+        not torch.equal(a, b)
+        for a, b in zip(
+            straight.state_dict().values(), no_restart.state_dict().values(), strict=True
+        )
+    )
+
+
+def test_restarts_must_increase_inside_the_stage() -> None:
+    assert ClipStage(steps=10, restarts=(3, 6)).cycle_end(3) == 6
+    assert ClipStage(steps=10, restarts=(3, 6)).cycle_end(7) == 10
+    for bad in ((6, 3), (0,), (10,), (3, 3)):
+        with pytest.raises(ValueError, match="restarts must increase"):
+            ClipStage(steps=10, restarts=bad)
 
 
 def test_deadline_stops_at_a_checkpoint(tmp_path: Path) -> None:
