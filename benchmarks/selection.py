@@ -13,6 +13,9 @@ every render, and then, for each scorer given, reports per task and overall:
 softmax over the idea and its foils, the idea with one stated detail changed), to show what
 that selector alone is worth on the same renders.
 
+``--failures`` lists, per task, the checks the judge fails in the first scorer's wrong picks and
+in the other wrong renders: what a scorer would have to tell apart.
+
 Renders and verdicts are cached (``--cache``), so comparing scorers costs seconds after the
 first run.
 
@@ -34,7 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,13 @@ from imagineer.generators import DiffusersGenerator
 from imagineer.pocket.adapt_clip import img2img_pipeline
 from imagineer.pocket.bench import BenchItem, load_pocketbench, per_task
 from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
-from imagineer.pocket.judge import finding_from_scene, judge, judge_finding, sample_scene_for
+from imagineer.pocket.judge import (
+    Check,
+    finding_from_scene,
+    judge,
+    judge_finding,
+    sample_scene_for,
+)
 from imagineer.pocket.paths import WORLD_FILE, pocket_generator_dir, pocket_scorer_dir
 from imagineer.pocket.render import render_scene
 from imagineer.pocket.world import World, load_world
@@ -196,6 +206,32 @@ def evaluate(
     }
 
 
+def failures(
+    scorer: ClipScorer, items: list[BenchItem], images: np.ndarray, right: np.ndarray
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Per task: which checks the judge fails in ``scorer``'s wrong picks, and in the other
+    wrong renders (what the scorer would have to tell apart). A check counts once per render;
+    ``count E->F`` says what was asked and found."""
+    tally: dict[str, dict[str, Counter[str]]] = defaultdict(
+        lambda: {"wrong_picks": Counter(), "other_wrong": Counter()}
+    )
+    for item, stack, verdicts in zip(items, images, right, strict=True):
+        pictures = [Image.fromarray(image) for image in stack]
+        best = int(np.argmax([s.cosine for s in scorer.score(pictures, item.idea)]))
+        for index in np.flatnonzero(~verdicts):
+            kind = "wrong_picks" if index == best else "other_wrong"
+            failed = judge(pictures[index], item.requirement).failed()
+            tally[item.task][kind].update({_failure_label(c) for c in failed})
+    return {
+        task: {k: dict(v.most_common()) for k, v in kinds.items()} for task, kinds in tally.items()
+    }
+
+
+def _failure_label(check: Check) -> str:
+    name = re.sub(r"^object\d+\.", "", re.sub(r"^relation\d+", "relation", check.attribute))
+    return f"count {check.expected}->{check.found}" if name == "count" else name
+
+
 def bounds(items: list[BenchItem], right: np.ndarray) -> dict[str, dict[str, float]]:
     """Per task (and ``overall``): single-shot and oracle accuracies in percent."""
     rows: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
@@ -231,6 +267,9 @@ def main() -> None:
     parser.add_argument(
         "--img2img", type=float, default=None, help="references through img2img at strength S"
     )
+    parser.add_argument(
+        "--failures", action="store_true", help="what the judge fails in the first scorer's picks"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -247,6 +286,8 @@ def main() -> None:
         if args.contrast_weight:
             label = f"{name} + {args.contrast_weight:g} * contrast"
             table["scorers"][label] = evaluate(scorer, items, images, right, args.contrast_weight)
+    if args.failures:
+        table["failures"] = failures(next(iter(scorers.values())), items, images, right)
     if args.references or args.img2img is not None:
         table["references"] = reference_aucs(scorers, items, args.seed, model, args.img2img)
 
@@ -275,6 +316,12 @@ def main() -> None:
         if args.img2img is not None:
             agreed = table["references"]["judge_agrees_with_labels"]
             print(f"judge agrees with the reference labels after img2img: {100 * agreed:.1f}%")
+    if "failures" in table:
+        print("failed checks, first scorer's wrong picks | the other wrong renders:")
+        for task, kinds in table["failures"].items():
+            picks = ", ".join(f"{k} {v}" for k, v in kinds["wrong_picks"].items())
+            others = ", ".join(f"{k} {v}" for k, v in list(kinds["other_wrong"].items())[:5])
+            print(f"{task:<16}{picks or '-'} | {others or '-'}")
     for index, name in enumerate(table["scorers"], start=1):
         print(f"scorer {index}: {name}")
     if args.json:
