@@ -14,9 +14,9 @@ session ends.
 
 A new run follows ``recipe.json``, the exact recipe of the bundled models (``--config`` for
 another); a resumed run keeps the recipe saved in its run directory. Each stage is skipped once
-done; the scorer is exported when the CLIP stage ends, the generator
-when the UNet stage ends (or on demand with ``--stages export``, e.g. to evaluate a checkpoint:
-``--stages export --out runs/pocket/interim``).
+done; the scorer is exported when its stage ends (``clip``, or ``scorer`` when the recipe has
+one), the generator when the UNet stage ends (or on demand with ``--stages export``, e.g. to
+evaluate a checkpoint: ``--stages export --out runs/pocket/interim``).
 """
 
 from __future__ import annotations
