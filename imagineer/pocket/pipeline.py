@@ -62,7 +62,10 @@ def run(
     # 7. The scorer adapted to the exported generator's pictures.
     if "adapt" in stages and config.adapt.steps > 0 and not deadline.passed():
         adapt_stage(config, data, held_out, world, run_dir, out, deadline)
-    # 8. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
+    # 8. The scorer tuned on the generator's own renders of training captions, judged.
+    if "judged" in stages and config.judged.steps > 0 and not deadline.passed():
+        judged_stage(config, data, held_out, world, run_dir, out, deadline)
+    # 9. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
     #    stage's first export).
     if "export" in stages:
         export_scorer_checkpoint(config, run_dir, out)
@@ -368,14 +371,117 @@ def adapt_stage(
         export_scorer(adapted, spec, out / "scorer")
 
 
+def judged_stage(
+    config: TrainConfig,
+    data: Renders,
+    held_out: Renders,
+    world: World,
+    run_dir: Path,
+    out: Path,
+    deadline: Deadline,
+) -> None:
+    """Tune the finished scorer (adapted, if the adapt stage ran) on the exported generator's
+    renders of training captions, labelled by the judge; export the scorer when done."""
+    from imagineer.pocket.export import export_scorer
+    from imagineer.pocket.judged import build_judged_pool, tune_on_judged
+    from imagineer.pocket.models import build_clip
+
+    spec, stage, scorer_dir = config.scorer_parts(run_dir)
+    state, name = _finished_scorer(config, scorer_dir)
+    generator = out / "generator"
+    if state is None or not generator.is_dir():
+        logger.warning(
+            "judged stage needs the scorer's stages done and %s exported; skipping", generator
+        )
+        return
+    logger.info("judged stage starts from the scorer's %s checkpoint", name)
+    pool = build_judged_pool(
+        config.judged,
+        data[1],
+        world,
+        stage,
+        generator,
+        run_dir / "judged_pool",
+        config.seed,
+        deadline,
+    )
+    if pool is None:
+        return
+    model = build_clip(spec)
+    model.load_state_dict(state["model"])
+    args = (pool, data, held_out, world, scorer_dir, config.seed, deadline)
+    tuned = tune_on_judged(model, stage, config.judged, *args)
+    if tuned is not None:
+        export_scorer(tuned, spec, out / "scorer")
+
+
+def _finished_scorer(config: TrainConfig, scorer_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """The scorer's checkpoint after its last finished stage before ``judged`` (adapt when the
+    recipe has it, else clip), with that stage's name; None while that stage is unfinished."""
+    from imagineer.pocket.checkpoints import load_checkpoint
+
+    _, stage, _ = config.scorer_parts(scorer_dir)
+    if config.adapt.steps > 0:
+        state = load_checkpoint(scorer_dir / "adapt.pt")
+        done = state is not None and state["step"] >= config.adapt.steps
+        return (state if done else None), "adapt"
+    state = load_checkpoint(scorer_dir / "clip.pt")
+    done = state is not None and state["step"] >= stage.total_steps
+    return (state if done else None), "clip"
+
+
+def reuse_scorer(scorer: Path, config: TrainConfig, run_dir: Path) -> None:
+    """Seed a run's finished scorer checkpoint with an exported scorer (e.g. the bundled one).
+
+    For recipes that add stages after the scorer's (``adapt``, ``judged``) when the scorer's
+    own training checkpoint is gone: the exported fp16 weights are upcast to fp32 and written as
+    the scorer stage's final checkpoint (no optimiser state; that stage cannot be resumed from
+    it), and ``reused.json`` records the source and its manifest hash.
+    """
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file
+
+    from imagineer.pocket.checkpoints import save_checkpoint
+    from imagineer.pocket.models import build_clip
+
+    spec, stage, scorer_dir = config.scorer_parts(run_dir)
+    record_path = run_dir / REUSED_FILE
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if (scorer_dir / "clip.pt").exists():
+        if "scorer" in record:
+            logger.info("resuming a run whose scorer came from %s", record["scorer"]["from"])
+            return
+        raise FileExistsError(f"{scorer_dir} already has a scorer checkpoint; not reusing")
+    manifest = scorer / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{scorer} is not an exported pocket scorer (no manifest)")
+    hub = json.loads((scorer / "open_clip_config.json").read_text())
+    if hub["model_cfg"] != spec.model_cfg():
+        raise ValueError(f"{scorer} is not this recipe's scorer (its model_cfg differs)")
+    weights = load_file(str(scorer / "open_clip_model.safetensors"))
+    model = build_clip(spec)
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    state = {"model": model.state_dict(), "optimiser": None, "step": stage.total_steps}
+    save_checkpoint(scorer_dir / "clip.pt", state)
+    record["scorer"] = {
+        "from": str(scorer),
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+    }
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    logger.info("reused the scorer of %s as the run's finished scorer", scorer)
+
+
 def export_scorer_checkpoint(config: TrainConfig, run_dir: Path, out: Path) -> None:
-    """Write the scorer from the latest checkpoint of its last stage (adapt, else clip)."""
+    """Write the scorer from the latest checkpoint of its last stage (judged, adapt, else
+    clip)."""
     from imagineer.pocket.checkpoints import load_checkpoint
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.models import build_clip
 
     spec, _, scorer_dir = config.scorer_parts(run_dir)
-    for name in ("adapt", "clip"):
+    for name in ("judged", "adapt", "clip"):
         state = load_checkpoint(scorer_dir / f"{name}.pt")
         if state is not None:
             break

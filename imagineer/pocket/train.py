@@ -2,7 +2,8 @@
 encoder, and the scorer unless the recipe has a scorer of its own), ``scorer`` (that scorer, when
 ``scorer_spec`` is set), ``text`` (the generator's text encoder), ``vae``, ``decoder`` (the VAE's
 decoder sharpened, encoder frozen), ``unet``, ``adapt`` (the scorer tuned on the generator's own
-pictures), then ``export``.
+pictures), ``judged`` (the scorer tuned on the generator's renders of training captions, labelled
+by the judge), then ``export``.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
 re-run of the same command continues where the last one stopped, so the ~3 hours of training can
@@ -32,6 +33,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from imagineer.pocket.adapt_clip import AdaptStage
 from imagineer.pocket.checkpoints import Deadline
+from imagineer.pocket.judged import JudgedStage
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 from imagineer.pocket.train_clip import ClipStage
 from imagineer.pocket.train_text import TextStage
@@ -40,7 +42,7 @@ from imagineer.pocket.train_vae import DecoderStage, VaeStage
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("clip", "scorer", "text", "vae", "decoder", "unet", "adapt", "export")
+STAGES = ("clip", "scorer", "text", "vae", "decoder", "unet", "adapt", "judged", "export")
 RECIPE_FILE = Path(__file__).with_name("recipe.json")
 """The exact recipe of the bundled pocket models (the run's ``config.json``)."""
 
@@ -66,6 +68,7 @@ class TrainConfig(BaseModel):
     decoder: DecoderStage = DecoderStage()
     unet: UnetStage = UnetStage()
     adapt: AdaptStage = AdaptStage()
+    judged: JudgedStage = JudgedStage()
     defaults: dict[str, Any] = Field(
         default_factory=lambda: {"steps": 20, "guidance": 4.0, "scheduler": "euler"},
         description="imagineer_defaults.json of the exported generator.",
@@ -140,6 +143,13 @@ def main() -> None:
         help="Seed a new run with this exported generator's text encoder and VAE "
         "(for recipes that change only the text or UNet stages).",
     )
+    parser.add_argument(
+        "--reuse-scorer",
+        type=Path,
+        default=None,
+        help="Seed a new run's finished scorer with this exported scorer (for recipes that "
+        "only add the adapt or judged stages when the scorer's checkpoint is gone).",
+    )
     for stage in ("clip", "scorer", "vae", "decoder", "unet"):
         parser.add_argument(
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
@@ -156,10 +166,12 @@ def main() -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
-    from imagineer.pocket.pipeline import reuse_generator_parts, run
+    from imagineer.pocket.pipeline import reuse_generator_parts, reuse_scorer, run
 
     if args.reuse is not None:
         reuse_generator_parts(args.reuse, args.run_dir)
+    if args.reuse_scorer is not None:
+        reuse_scorer(args.reuse_scorer, config, args.run_dir)
     run(config, stages, args.run_dir, args.out, Deadline(args.minutes))
 
 

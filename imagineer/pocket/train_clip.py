@@ -423,6 +423,9 @@ def restore(path: Path, model: Any, optimiser: Any) -> int:
     if state is None:
         return 0
     model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
+    if state["optimiser"] is None:  # a reused export (``pipeline.reuse_scorer``): weights only
+        logger.warning("%s has no optimiser state (a reused scorer); starting it afresh", path)
+    else:
+        optimiser.load_state_dict(state["optimiser"])
     logger.info("resumed %s at step %d", path, state["step"])
     return int(state["step"])

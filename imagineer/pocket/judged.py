@@ -1,0 +1,287 @@
+"""Stage 8: teach the scorer the generator's own mistakes, labelled by the judge.
+
+Best-of-N asks the scorer to rank the generator's renders of one prompt. The wrong ones are
+rarely one clean attribute away from the prompt: a star drawn halfway to a cross, three squares
+where two were asked, two things on the wrong sides (``docs/pocket-training.md``, sessions 6-9).
+Exact renders, swapped copies and img2img versions of them never show those mistakes, and a
+scorer trained on them ranks generated renders barely above chance (AUC .66).
+
+This stage shows it the mistakes themselves. It captions training scenes the way the CLIP's own
+batches do, partially and in both of the world's captioners, renders every caption ``renders``
+times with the exported generator exactly as best-of-N does (text-to-image, the generator's
+defaults, one seed per render), and labels each render with the judge: a render is right for its
+caption when the caption, in the same wording, describes the scene the judge reads in it word
+for word (for some order of its objects), so an attribute the caption leaves out is free and one
+it states must be there. The judge reads pixels by analysis, not by a learned model; its labels
+stand where human preference labels stand behind PickScore or ImageReward. The prompts are
+training scenes' captions, never PocketBench ideas.
+
+The tuning then mixes clean batches (exact renders with swapped captions, as the CLIP learnt)
+with pool captions, each paired with one of its right renders and holding its wrong renders as
+image-side negatives: each caption must rank a right render above its own wrong ones.
+
+The pool is built in chunks saved as they finish, and the tuning checkpoints like every stage,
+so both resume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+
+from imagineer.errors import InvalidInput
+from imagineer.pocket.analysis import Finding, analyze
+from imagineer.pocket.checkpoints import (
+    Deadline,
+    optimise,
+    save_checkpoint,
+    set_warmup_lr,
+    step_rng,
+)
+from imagineer.pocket.train_clip import (
+    ClipStage,
+    Wording,
+    caption_batch,
+    contrastive_loss,
+    pixels_to_clip,
+    restore,
+    swap_rank_accuracy,
+    training_state,
+)
+from imagineer.pocket.world import Scene, SceneObject, World
+
+logger = logging.getLogger(__name__)
+
+POOL_STREAM, TUNE_STREAM = 9, 10
+
+
+class JudgedStage(BaseModel):
+    """Knobs of the judged-renders stage (``steps`` 0 leaves it out)."""
+
+    steps: int = Field(0, ge=0)
+    scenes: int = Field(600, ge=1, description="Training scenes captioned and rendered.")
+    renders: int = Field(8, ge=2, description="Generator renders per caption (seeds differ).")
+    chunk: int = Field(8, ge=1, description="Captions per generator call and per saved file.")
+    batch: int = Field(64, ge=2)
+    pool_share: float = Field(0.25, gt=0, lt=1, description="Share of each batch from the pool.")
+    negatives: int = Field(3, ge=1, description="Wrong renders per pool caption and step.")
+    p_world_caption: float = Field(
+        0.5, ge=0, le=1, description="Share of pool captions from the world's captioner."
+    )
+    lr: float = Field(5e-5, gt=0)
+    warmup: int = Field(50, ge=0)
+    image_weight: float = Field(1.0, ge=0, description="Weight of the image-side ranking term.")
+    save_every: int = Field(100, ge=1)
+    eval_every: int = Field(250, ge=1)
+
+
+class JudgedPool:
+    """Captions and their generated renders: ``images[i, r]`` is render ``r`` of caption
+    ``captions[i]``, which the judge reads as right for it when ``right[i, r]``."""
+
+    def __init__(self, captions: list[str], images: np.ndarray, right: np.ndarray) -> None:
+        self.captions, self.images, self.right = captions, images, right
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def usable(self) -> np.ndarray:
+        """Indices of captions with both right and wrong renders (the ones that teach)."""
+        return np.flatnonzero(self.right.any(axis=1) & ~self.right.all(axis=1))
+
+
+def read_scene(finding: Finding, order: tuple[int, ...]) -> Scene:
+    """The scene the judge reads, its objects in ``order`` (not validated against the world)."""
+    objects = tuple(
+        SceneObject.model_construct(
+            shape=finding.objects[i].shape,
+            colour=finding.objects[i].colour,
+            size=finding.objects[i].size,
+            position=finding.objects[i].position,
+        )
+        for i in order
+    )
+    return Scene.model_construct(
+        objects=objects,
+        lighting=finding.lighting,
+        style=finding.style,
+        defects=tuple(finding.defects),
+    )
+
+
+def fits(finding: Finding, scene: Scene, wording: Wording, world: World, clip: ClipStage) -> bool:
+    """Whether the caption ``wording`` gives ``scene`` is true of what the judge read.
+
+    True when, for some order of the objects read, the same wording describes the read scene
+    with the same text: every attribute the caption states is read as stated, and the number
+    of things is right. A read scene the world could not hold (objects overlapping) fits
+    nothing.
+    """
+    if len(finding.objects) != len(scene.objects):
+        return False
+    text = wording.describe(scene, world, clip)
+    for order in itertools.permutations(range(len(finding.objects))):
+        try:
+            if wording.describe(read_scene(finding, order), world, clip) == text:
+                return True
+        except InvalidInput:
+            return False
+    return False
+
+
+def pool_wording(rng: np.random.Generator, stage: JudgedStage) -> Wording:
+    """A partial caption's wording: users leave things out, and so do these prompts."""
+    seed, worded = int(rng.integers(2**31)), bool(rng.random() < stage.p_world_caption)
+    return Wording(seed, full=False, worded=worded, sparse=False)
+
+
+def build_judged_pool(
+    stage: JudgedStage,
+    scenes: list[Scene],
+    world: World,
+    clip: ClipStage,
+    generator_dir: Path,
+    pool_dir: Path,
+    seed: int,
+    deadline: Deadline,
+) -> JudgedPool | None:
+    """Caption the first ``stage.scenes`` training scenes, render each caption, judge every
+    render; in chunks saved as they finish. None if the deadline stopped it first."""
+    if stage.scenes > len(scenes):
+        raise ValueError(f"judged.scenes {stage.scenes} > {len(scenes)} training scenes")
+    pool_dir.mkdir(parents=True, exist_ok=True)
+    generator: Any = None
+    chunks = range(0, stage.scenes, stage.chunk)
+    for number, start in enumerate(chunks):
+        path = pool_dir / f"judged-{number:05d}.npz"
+        if path.is_file():
+            continue
+        if deadline.passed():
+            return None
+        if generator is None:
+            from imagineer.generators import DiffusersGenerator
+
+            generator = DiffusersGenerator(str(generator_dir))
+        stop = min(start + stage.chunk, stage.scenes)
+        rng = step_rng(seed, number, stream=POOL_STREAM)
+        wordings = [pool_wording(rng, stage) for _ in range(start, stop)]
+        own = scenes[start:stop]
+        captions = [w.describe(s, world, clip) for w, s in zip(wordings, own, strict=True)]
+        candidates = generator.render(captions, n=stage.renders, seed=int(rng.integers(2**31)))
+        pixels = np.stack([np.asarray(c.image.convert("RGB")) for c in candidates])
+        pixels = pixels.reshape(stop - start, stage.renders, *pixels.shape[1:])
+        right = np.array(
+            [
+                [fits(analyze(image, world), scene, w, world, clip) for image in renders]
+                for renders, w, scene in zip(pixels, wordings, own, strict=True)
+            ]
+        )
+        temporary = path.with_suffix(".partial.npz")
+        np.savez_compressed(temporary, images=pixels, right=right, captions=json.dumps(captions))
+        temporary.replace(path)
+        logger.info(
+            "judged pool: %d/%d captions, %.0f%% of this chunk's renders right",
+            stop,
+            stage.scenes,
+            100 * right.mean(),
+        )
+    return load_judged_pool(pool_dir, len(chunks))
+
+
+def load_judged_pool(pool_dir: Path, chunks: int) -> JudgedPool:
+    """The pool's saved chunks, in order."""
+    captions: list[str] = []
+    images, right = [], []
+    for number in range(chunks):
+        with np.load(pool_dir / f"judged-{number:05d}.npz", allow_pickle=False) as stored:
+            images.append(stored["images"])
+            right.append(stored["right"])
+            captions += json.loads(str(stored["captions"]))
+    return JudgedPool(captions, np.concatenate(images), np.concatenate(right))
+
+
+def _pool_picks(
+    pool: JudgedPool, picked: np.ndarray, negatives: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """For each picked caption: one right render, and up to ``negatives`` wrong ones with the
+    caption's slot among the picks."""
+    positives, wrong, owners = [], [], []
+    for slot, index in enumerate(picked):
+        good = np.flatnonzero(pool.right[index])
+        bad = np.flatnonzero(~pool.right[index])
+        positives.append(pool.images[index, rng.choice(good)])
+        for r in rng.choice(bad, size=min(negatives, len(bad)), replace=False):
+            wrong.append(pool.images[index, r])
+            owners.append(slot)
+    return np.stack(positives), np.stack(wrong), owners
+
+
+def tune_on_judged(
+    model: Any,
+    clip: ClipStage,
+    stage: JudgedStage,
+    pool: JudgedPool,
+    data: tuple[np.ndarray, list[Scene]],
+    held_out: tuple[np.ndarray, list[Scene]],
+    world: World,
+    run_dir: Path,
+    seed: int,
+    deadline: Deadline,
+) -> Any:
+    """Fine-tune the finished CLIP ``model`` on clean and judged batches; the model when done,
+    None if the deadline stopped it first (at a checkpoint)."""
+    import open_clip
+
+    usable = pool.usable()
+    if len(usable) == 0:
+        raise ValueError("the judged pool has no caption with both right and wrong renders")
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=clip.weight_decay)
+    path = run_dir / "judged.pt"
+    step = restore(path, model, optimiser)
+    images, scenes = data
+    from_pool = min(len(usable), max(1, round(stage.batch * stage.pool_share)))
+    logger.info(
+        "judged tuning: %d of %d captions have right and wrong renders", len(usable), len(pool)
+    )
+    while step < stage.steps and not deadline.passed():
+        rng = step_rng(seed, step, stream=TUNE_STREAM)
+        clean = rng.choice(len(scenes), size=stage.batch - from_pool, replace=False)
+        picked = rng.choice(usable, size=from_pool, replace=False)
+        batch = caption_batch([scenes[i] for i in clean], rng, world, clip)
+        positives, wrong, owners = _pool_picks(pool, picked, stage.negatives, rng)
+        texts = batch.positives + [pool.captions[i] for i in picked]
+        tokens = tokenizer(texts + [t for own in batch.negatives for t in own])
+        text_owners = [i for i, own in enumerate(batch.negatives) for _ in own]
+        pixels = np.concatenate([images[clean], positives, wrong])
+        set_warmup_lr(
+            optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.steps
+        )
+        model.train()
+        loss = contrastive_loss(
+            model,
+            pixels_to_clip(pixels),
+            tokens,
+            text_owners,
+            clip.hard_weight,
+            image_owners=[len(clean) + slot for slot in owners],
+            image_weight=stage.image_weight,
+        )
+        optimise(optimiser, model, loss)
+        step += 1
+        if step % 25 == 0:
+            logger.info("judged step %d loss %.4f", step, loss.item())
+        if step % stage.eval_every == 0 or step == stage.steps:
+            model.eval()
+            accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
+            logger.info("judged step %d swap-rank accuracy %.3f", step, accuracy)
+        if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
+            save_checkpoint(path, training_state(model, optimiser, step))
+    return model.eval() if step >= stage.steps else None
