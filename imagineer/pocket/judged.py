@@ -45,6 +45,7 @@ from imagineer.pocket.checkpoints import (
     set_warmup_lr,
     step_rng,
 )
+from imagineer.pocket.models import encode_text_prefix
 from imagineer.pocket.train_clip import (
     ClipStage,
     Wording,
@@ -72,6 +73,9 @@ class JudgedStage(BaseModel):
     batch: int = Field(64, ge=2)
     pool_share: float = Field(0.25, gt=0, lt=1, description="Share of each batch from the pool.")
     negatives: int = Field(3, ge=1, description="Wrong renders per pool caption and step.")
+    held_out: float = Field(
+        0.1, ge=0, lt=1, description="Share of pool captions (the last) kept out to measure."
+    )
     p_world_caption: float = Field(
         0.5, ge=0, le=1, description="Share of pool captions from the world's captioner."
     )
@@ -92,9 +96,13 @@ class JudgedPool:
     def __len__(self) -> int:
         return len(self.captions)
 
-    def usable(self) -> np.ndarray:
-        """Indices of captions with both right and wrong renders (the ones that teach)."""
-        return np.flatnonzero(self.right.any(axis=1) & ~self.right.all(axis=1))
+    def usable(self, share: float = 0.0, held_out: bool = False) -> np.ndarray:
+        """Indices of captions with both right and wrong renders (the ones that teach), among
+        all but the last ``share`` of captions, or (``held_out``) among those last ones."""
+        mixed = self.right.any(axis=1) & ~self.right.all(axis=1)
+        cut = len(self) - round(share * len(self))
+        index = np.flatnonzero(mixed)
+        return index[index >= cut] if held_out else index[index < cut]
 
 
 def read_scene(finding: Finding, order: tuple[int, ...]) -> Scene:
@@ -223,6 +231,22 @@ def _pool_picks(
     return np.stack(positives), np.stack(wrong), owners
 
 
+def held_out_auc(model: Any, tokenizer: Any, pool: JudgedPool, captions: np.ndarray) -> float:
+    """Mean over ``captions`` of how often a right render outscores a wrong one (by cosine)."""
+    import torch.nn.functional as F
+
+    aucs = []
+    with torch.inference_mode():
+        for index in captions:
+            images = F.normalize(model.encode_image(pixels_to_clip(pool.images[index])), dim=-1)
+            text = F.normalize(encode_text_prefix(model, tokenizer([pool.captions[index]])), dim=-1)
+            scores = (images @ text[0]).numpy()
+            good, bad = scores[pool.right[index]], scores[~pool.right[index]]
+            ties = (good[:, None] == bad[None, :]).mean()
+            aucs.append((good[:, None] > bad[None, :]).mean() + 0.5 * ties)
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def tune_on_judged(
     model: Any,
     clip: ClipStage,
@@ -239,7 +263,7 @@ def tune_on_judged(
     None if the deadline stopped it first (at a checkpoint)."""
     import open_clip
 
-    usable = pool.usable()
+    usable, measured = pool.usable(stage.held_out), pool.usable(stage.held_out, held_out=True)
     if len(usable) == 0:
         raise ValueError("the judged pool has no caption with both right and wrong renders")
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
@@ -249,8 +273,14 @@ def tune_on_judged(
     images, scenes = data
     from_pool = min(len(usable), max(1, round(stage.batch * stage.pool_share)))
     logger.info(
-        "judged tuning: %d of %d captions have right and wrong renders", len(usable), len(pool)
+        "judged tuning: %d captions with right and wrong renders to learn from, %d to measure",
+        len(usable),
+        len(measured),
     )
+    if step == 0 and len(measured):
+        model.eval()
+        auc = held_out_auc(model, tokenizer, pool, measured)
+        logger.info("judged step 0 held-out AUC %.3f", auc)
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=TUNE_STREAM)
         clean = rng.choice(len(scenes), size=stage.batch - from_pool, replace=False)
@@ -281,7 +311,8 @@ def tune_on_judged(
         if step % stage.eval_every == 0 or step == stage.steps:
             model.eval()
             accuracy = swap_rank_accuracy(model, tokenizer, *held_out, world, seed)
-            logger.info("judged step %d swap-rank accuracy %.3f", step, accuracy)
+            auc = held_out_auc(model, tokenizer, pool, measured)
+            logger.info("judged step %d swap-rank %.3f, held-out AUC %.3f", step, accuracy, auc)
         if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
             save_checkpoint(path, training_state(model, optimiser, step))
     return model.eval() if step >= stage.steps else None

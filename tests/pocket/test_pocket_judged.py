@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 from tiny_specs import TINY_CLIP
@@ -19,6 +20,7 @@ from imagineer.pocket.judged import (
     JudgedStage,
     build_judged_pool,
     fits,
+    held_out_auc,
     pool_wording,
     tune_on_judged,
 )
@@ -118,6 +120,7 @@ def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path
     data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
     pool = _exact_pool(world, data[1][:4])
     assert list(pool.usable()) == [0, 1, 2, 3]
+    assert list(pool.usable(0.5)) == [0, 1] and list(pool.usable(0.5, held_out=True)) == [2, 3]
     clip = ClipStage(negatives=1)
     stage = JudgedStage(steps=2, batch=6, pool_share=0.5, negatives=2, save_every=1)
 
@@ -136,6 +139,9 @@ def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+    auc = held_out_auc(straight, open_clip.get_tokenizer("ViT-B-32"), pool, np.arange(4))
+    assert 0.0 <= auc <= 1.0
 
     hopeless = JudgedPool(pool.captions, pool.images, np.zeros_like(pool.right))
     with pytest.raises(ValueError, match="no caption with both right and wrong renders"):
