@@ -79,6 +79,13 @@ class JudgedStage(BaseModel):
     p_world_caption: float = Field(
         0.5, ge=0, le=1, description="Share of pool captions from the world's captioner."
     )
+    p_sparse: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of pool captions worded sparsely (the CLIP stage's sparse_scale), "
+        "short the way ideas are ('a star next to a circle').",
+    )
     lr: float = Field(5e-5, gt=0)
     warmup: int = Field(50, ge=0)
     image_weight: float = Field(1.0, ge=0, description="Weight of the image-side ranking term.")
@@ -147,7 +154,9 @@ def fits(finding: Finding, scene: Scene, wording: Wording, world: World, clip: C
 def pool_wording(rng: np.random.Generator, stage: JudgedStage) -> Wording:
     """A partial caption's wording: users leave things out, and so do these prompts."""
     seed, worded = int(rng.integers(2**31)), bool(rng.random() < stage.p_world_caption)
-    return Wording(seed, full=False, worded=worded, sparse=False)
+    # (no draw when p_sparse is 0, so pools without sparse captions replay exactly)
+    sparse = stage.p_sparse > 0 and bool(rng.random() < stage.p_sparse)
+    return Wording(seed, full=False, worded=worded, sparse=sparse)
 
 
 def build_judged_pool(

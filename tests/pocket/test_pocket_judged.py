@@ -194,3 +194,22 @@ def test_a_run_reuses_an_exported_scorer_and_tunes_it_on_judged_renders(tmp_path
     other = config.model_copy(update={"clip_spec": TINY_CLIP.model_copy(update={"embed_dim": 8})})
     with pytest.raises(ValueError, match="model_cfg differs"):
         reuse_scorer(tmp_path / "exported", other, tmp_path / "third")
+
+
+def test_sparse_pool_captions_are_drawn_only_when_asked() -> None:
+    plain, sparse = JudgedStage(), JudgedStage(p_sparse=1.0)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert not any(pool_wording(a, plain).sparse for _ in range(20))
+    assert all(pool_wording(b, sparse).sparse for _ in range(20))
+    # without sparse captions the stream draws nothing extra: recipes without them replay
+    c, d = np.random.default_rng(4), np.random.default_rng(4)
+    for _ in range(5):
+        pool_wording(c, plain)
+        d.integers(2**31), d.random()  # a seed and the captioner: two draws, no more
+    assert c.random() == d.random()
+    world, clip = load_world(), ClipStage()
+    scenes = build_renders(40, 2, world)[1]
+    e, f = np.random.default_rng(5), np.random.default_rng(5)
+    long = np.mean([len(pool_wording(e, plain).describe(s, world, clip)) for s in scenes])
+    short = np.mean([len(pool_wording(f, sparse).describe(s, world, clip)) for s in scenes])
+    assert short < 0.7 * long, (short, long)
