@@ -79,6 +79,13 @@ class JudgedStage(BaseModel):
     p_world_caption: float = Field(
         0.5, ge=0, le=1, description="Share of pool captions from the world's captioner."
     )
+    p_multi: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of pool scenes with two or three things (the first such training "
+        "scenes, then the first single-thing ones); None: the first ``scenes`` scenes as drawn.",
+    )
     p_sparse: float = Field(
         0.0,
         ge=0,
@@ -159,6 +166,27 @@ def pool_wording(rng: np.random.Generator, stage: JudgedStage) -> Wording:
     return Wording(seed, full=False, worded=worded, sparse=sparse)
 
 
+def pool_scenes(stage: JudgedStage, scenes: list[Scene]) -> list[Scene]:
+    """The training scenes the pool captions, in order (see ``JudgedStage.p_multi``).
+
+    Raises:
+        ValueError: The training set holds too few scenes of a kind.
+    """
+    if stage.p_multi is None:
+        if stage.scenes > len(scenes):
+            raise ValueError(f"judged.scenes {stage.scenes} > {len(scenes)} training scenes")
+        return scenes[: stage.scenes]
+    multi = round(stage.p_multi * stage.scenes)
+    several = [s for s in scenes if len(s.objects) > 1][:multi]
+    single = [s for s in scenes if len(s.objects) == 1][: stage.scenes - multi]
+    if len(several) + len(single) < stage.scenes:
+        raise ValueError(
+            f"the training set holds too few scenes for judged.scenes {stage.scenes} at "
+            f"p_multi {stage.p_multi}"
+        )
+    return several + single
+
+
 def build_judged_pool(
     stage: JudgedStage,
     scenes: list[Scene],
@@ -169,10 +197,9 @@ def build_judged_pool(
     seed: int,
     deadline: Deadline,
 ) -> JudgedPool | None:
-    """Caption the first ``stage.scenes`` training scenes, render each caption, judge every
+    """Caption the pool's training scenes (``pool_scenes``), render each caption, judge every
     render; in chunks saved as they finish. None if the deadline stopped it first."""
-    if stage.scenes > len(scenes):
-        raise ValueError(f"judged.scenes {stage.scenes} > {len(scenes)} training scenes")
+    scenes = pool_scenes(stage, scenes)
     pool_dir.mkdir(parents=True, exist_ok=True)
     generator: Any = None
     chunks = range(0, stage.scenes, stage.chunk)

@@ -21,6 +21,7 @@ from imagineer.pocket.judged import (
     build_judged_pool,
     fits,
     held_out_auc,
+    pool_scenes,
     pool_wording,
     tune_on_judged,
 )
@@ -213,3 +214,16 @@ def test_sparse_pool_captions_are_drawn_only_when_asked() -> None:
     long = np.mean([len(pool_wording(e, plain).describe(s, world, clip)) for s in scenes])
     short = np.mean([len(pool_wording(f, sparse).describe(s, world, clip)) for s in scenes])
     assert short < 0.7 * long, (short, long)
+
+
+def test_pool_scenes_take_the_first_of_each_kind_at_the_asked_share() -> None:
+    scenes = build_renders(60, 4, load_world())[1]
+    assert pool_scenes(JudgedStage(scenes=10), scenes) == scenes[:10]
+    picked = pool_scenes(JudgedStage(scenes=8, p_multi=0.75), scenes)
+    several = [s for s in scenes if len(s.objects) > 1]
+    single = [s for s in scenes if len(s.objects) == 1]
+    assert picked == several[:6] + single[:2]
+    with pytest.raises(ValueError, match="too few scenes"):
+        pool_scenes(JudgedStage(scenes=len(single) + 1, p_multi=0.0), scenes)
+    with pytest.raises(ValueError, match="61 > 60 training scenes"):
+        pool_scenes(JudgedStage(scenes=61), scenes)
