@@ -74,7 +74,7 @@ class JudgedStage(BaseModel):
     pool_share: float = Field(0.25, gt=0, lt=1, description="Share of each batch from the pool.")
     negatives: int = Field(3, ge=1, description="Wrong renders per pool caption and step.")
     held_out: float = Field(
-        0.1, ge=0, lt=1, description="Share of pool captions (the last) kept out to measure."
+        0.1, ge=0, lt=1, description="Share of pool captions (evenly spaced) kept out to measure."
     )
     p_world_caption: float = Field(
         0.5, ge=0, le=1, description="Share of pool captions from the world's captioner."
@@ -111,12 +111,13 @@ class JudgedPool:
         return len(self.captions)
 
     def usable(self, share: float = 0.0, held_out: bool = False) -> np.ndarray:
-        """Indices of captions with both right and wrong renders (the ones that teach), among
-        all but the last ``share`` of captions, or (``held_out``) among those last ones."""
+        """Indices of captions with both right and wrong renders (the ones that teach), outside
+        an evenly spaced ``share`` of all captions, or (``held_out``) inside it. Evenly spaced,
+        not the last ones: a pool ordered by kind (``p_multi``) ends with one kind only."""
         mixed = self.right.any(axis=1) & ~self.right.all(axis=1)
-        cut = len(self) - round(share * len(self))
-        index = np.flatnonzero(mixed)
-        return index[index >= cut] if held_out else index[index < cut]
+        index = np.arange(len(self))
+        kept_out = np.floor((index + 1) * share) > np.floor(index * share)
+        return np.flatnonzero(mixed & (kept_out if held_out else ~kept_out))
 
 
 def read_scene(finding: Finding, order: tuple[int, ...]) -> Scene:

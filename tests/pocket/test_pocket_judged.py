@@ -121,7 +121,8 @@ def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path
     data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
     pool = _exact_pool(world, data[1][:4])
     assert list(pool.usable()) == [0, 1, 2, 3]
-    assert list(pool.usable(0.5)) == [0, 1] and list(pool.usable(0.5, held_out=True)) == [2, 3]
+    assert list(pool.usable(0.5)) == [0, 2] and list(pool.usable(0.5, held_out=True)) == [1, 3]
+    assert list(pool.usable(0.25, held_out=True)) == [3]
     clip = ClipStage(negatives=1)
     stage = JudgedStage(steps=2, batch=6, pool_share=0.5, negatives=2, save_every=1)
 
