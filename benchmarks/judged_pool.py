@@ -31,9 +31,8 @@ def main() -> None:
     parser.add_argument("--scorer", action="append", default=[], help="an exported scorer")
     args = parser.parse_args()
     import open_clip
-    from safetensors.torch import load_file
 
-    from imagineer.pocket.models import build_clip
+    from imagineer.pocket.export import load_exported_scorer
     from imagineer.pocket.train import TrainConfig
 
     config = TrainConfig.model_validate_json((args.run_dir / "config.json").read_text())
@@ -52,10 +51,7 @@ def main() -> None:
         )
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
     for path in args.scorer:
-        model = build_clip(config.scorer_parts(args.run_dir)[0])
-        weights = load_file(str(Path(path) / "open_clip_model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in weights.items()})
-        model.eval()
+        model = load_exported_scorer(Path(path), config.scorer_parts(args.run_dir)[0]).eval()
         aucs = [
             f"{k} things {held_out_auc(model, tokenizer, pool, held[things[held] == k]):.3f}"
             for k in sorted(set(things[held].tolist()))

@@ -57,6 +57,7 @@ from imagineer.pocket.judge import (
     judge_finding,
     sample_scene_for,
 )
+from imagineer.pocket.judged import pairwise_auc as auc
 from imagineer.pocket.paths import WORLD_FILE, pocket_generator_dir, pocket_scorer_dir
 from imagineer.pocket.render import render_scene
 from imagineer.pocket.world import World, load_world
@@ -164,15 +165,6 @@ def _torch_generator(seed: int) -> Any:
     import torch
 
     return torch.Generator().manual_seed(seed)
-
-
-def auc(scores: np.ndarray, right: np.ndarray) -> float | None:
-    """P(score of a right render > score of a wrong one), ties half; None without both kinds."""
-    good, bad = scores[right], scores[~right]
-    if len(good) == 0 or len(bad) == 0:
-        return None
-    wins = (good[:, None] > bad[None, :]).sum() + 0.5 * (good[:, None] == bad[None, :]).sum()
-    return float(wins / (len(good) * len(bad)))
 
 
 def evaluate(

@@ -45,6 +45,25 @@ def export_scorer(model: Any, spec: ClipSpec, directory: Path) -> Path:
     return directory
 
 
+def load_exported_scorer(directory: Path, spec: ClipSpec) -> Any:
+    """The CLIP ``export_scorer`` wrote to ``directory``, upcast to fp32, for further training.
+
+    Raises:
+        ValueError: The export is not a model of ``spec`` (its ``model_cfg`` differs).
+    """
+    from safetensors.torch import load_file
+
+    from imagineer.pocket.models import build_clip
+
+    hub = json.loads((directory / "open_clip_config.json").read_text())
+    if hub["model_cfg"] != spec.model_cfg():
+        raise ValueError(f"{directory} is not this recipe's scorer (its model_cfg differs)")
+    weights = load_file(str(directory / "open_clip_model.safetensors"))
+    model = build_clip(spec)
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    return model
+
+
 def export_generator(
     text_encoder: Any, vae: Any, unet: Any, directory: Path, defaults: dict[str, Any]
 ) -> Path:

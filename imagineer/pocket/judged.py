@@ -277,11 +277,19 @@ def held_out_auc(model: Any, tokenizer: Any, pool: JudgedPool, captions: np.ndar
         for index in captions:
             images = F.normalize(model.encode_image(pixels_to_clip(pool.images[index])), dim=-1)
             text = F.normalize(encode_text_prefix(model, tokenizer([pool.captions[index]])), dim=-1)
-            scores = (images @ text[0]).numpy()
-            good, bad = scores[pool.right[index]], scores[~pool.right[index]]
-            ties = (good[:, None] == bad[None, :]).mean()
-            aucs.append((good[:, None] > bad[None, :]).mean() + 0.5 * ties)
+            value = pairwise_auc((images @ text[0]).numpy(), pool.right[index])
+            if value is not None:
+                aucs.append(value)
     return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def pairwise_auc(scores: np.ndarray, right: np.ndarray) -> float | None:
+    """P(score of a right render > score of a wrong one), ties half; None without both kinds."""
+    good, bad = scores[right], scores[~right]
+    if len(good) == 0 or len(bad) == 0:
+        return None
+    wins = (good[:, None] > bad[None, :]).sum() + 0.5 * (good[:, None] == bad[None, :]).sum()
+    return float(wins / (len(good) * len(bad)))
 
 
 def tune_on_judged(

@@ -441,10 +441,8 @@ def reuse_scorer(scorer: Path, config: TrainConfig, run_dir: Path) -> None:
     import hashlib
     import json
 
-    from safetensors.torch import load_file
-
     from imagineer.pocket.checkpoints import save_checkpoint
-    from imagineer.pocket.models import build_clip
+    from imagineer.pocket.export import load_exported_scorer
 
     spec, stage, scorer_dir = config.scorer_parts(run_dir)
     record_path = run_dir / REUSED_FILE
@@ -457,12 +455,7 @@ def reuse_scorer(scorer: Path, config: TrainConfig, run_dir: Path) -> None:
     manifest = scorer / "manifest.json"
     if not manifest.is_file():
         raise FileNotFoundError(f"{scorer} is not an exported pocket scorer (no manifest)")
-    hub = json.loads((scorer / "open_clip_config.json").read_text())
-    if hub["model_cfg"] != spec.model_cfg():
-        raise ValueError(f"{scorer} is not this recipe's scorer (its model_cfg differs)")
-    weights = load_file(str(scorer / "open_clip_model.safetensors"))
-    model = build_clip(spec)
-    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    model = load_exported_scorer(scorer, spec)
     state = {"model": model.state_dict(), "optimiser": None, "step": stage.total_steps}
     save_checkpoint(scorer_dir / "clip.pt", state)
     record["scorer"] = {

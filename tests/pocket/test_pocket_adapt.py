@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_specs import TINY_CLIP
+from tiny_specs import TINY_CLIP, AfterChecks
 
 from imagineer.pocket.adapt_clip import AdaptStage, adapt_clip, build_pool, load_pool
 from imagineer.pocket.checkpoints import Deadline
@@ -45,18 +45,6 @@ def test_pool_keeps_content_and_resumes_without_rendering_again(
     again = build_pool(stage, data, world, pocket_generator_dir(), tmp_path, 0, Deadline(None))
     assert again is not None and np.array_equal(again.images, pool.images)
     assert again.swapped == pool.swapped
-
-
-class AfterChecks(Deadline):
-    """A deadline that passes once it has been asked ``n`` times (one ask per training step)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(None)
-        self.left = n
-
-    def passed(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def test_adapt_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from tiny_specs import TINY_CLIP
+from tiny_specs import TINY_CLIP, AfterChecks
 
 from imagineer.pocket.analysis import analyze
 from imagineer.pocket.checkpoints import Deadline
@@ -88,18 +88,6 @@ def test_judged_pool_is_built_in_chunks_and_resumes_without_rendering(
     assert again is not None and np.array_equal(again.images, pool.images)
     assert again.captions == pool.captions and np.array_equal(again.right, pool.right)
     assert build_judged_pool(*args[:-2], tmp_path / "late", 0, Deadline(0)) is None
-
-
-class AfterChecks(Deadline):
-    """A deadline that passes once it has been asked ``n`` times (one ask per training step)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(None)
-        self.left = n
-
-    def passed(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def _exact_pool(world, scenes):  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
-"""Tiny pocket-model specs shared by the training and export tests (seconds on a CPU)."""
+"""Tiny pocket-model specs shared by the training and export tests (seconds on a CPU), and a
+deadline that stops a training loop after a given number of steps."""
 
 from __future__ import annotations
 
+from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 
 TINY_CLIP = ClipSpec(
@@ -20,3 +22,15 @@ TINY_UNET = UnetSpec(
     attention_head_dim=8,
     norm_num_groups=8,
 )
+
+
+class AfterChecks(Deadline):
+    """A deadline that passes once it has been asked ``n`` times (one ask per training step)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(None)
+        self.left = n
+
+    def passed(self) -> bool:
+        self.left -= 1
+        return self.left < 0
