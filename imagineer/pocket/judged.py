@@ -20,6 +20,10 @@ The tuning then mixes clean batches (exact renders with swapped captions, as the
 with pool captions, each paired with one of its right renders and holding its wrong renders as
 image-side negatives: each caption must rank a right render above its own wrong ones.
 
+With ``read_share``, part of each batch is pool renders captioned with what the judge reads in
+them, whatever they were asked for, with that reading's swaps as hard negatives: every render is
+right for something (measured in ``docs/pocket-training.md``, session 11).
+
 The pool is built in chunks saved as they finish, and the tuning checkpoints like every stage,
 so both resume.
 """
@@ -96,6 +100,14 @@ class JudgedStage(BaseModel):
     lr: float = Field(5e-5, gt=0)
     warmup: int = Field(50, ge=0)
     image_weight: float = Field(1.0, ge=0, description="Weight of the image-side ranking term.")
+    read_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of each batch made of pool renders captioned with what the judge "
+        "reads in them, with the read scene's one-attribute swaps as hard negatives, like clean "
+        "batches but in the generator's pixels and at the judge's own boundaries.",
+    )
     save_every: int = Field(100, ge=1)
     eval_every: int = Field(250, ge=1)
 
@@ -268,6 +280,40 @@ def _pool_picks(
     return np.stack(positives), np.stack(wrong), owners
 
 
+def read_renders(
+    pool: JudgedPool, captions: np.ndarray, world: World, cache: Path | None = None
+) -> tuple[np.ndarray, list[Scene]]:
+    """The renders of ``captions`` whose reading by the judge is a scene the world holds, and
+    those scenes: every render is right for what it shows, whatever it was asked for.
+
+    The readings of the whole pool are kept in ``cache`` (a JSON list, one scene or null per
+    render) so a resumed run does not judge them again.
+    """
+    from imagineer.pocket.world import check_scene
+
+    renders = pool.images.shape[1]
+    stored = json.loads(cache.read_text()) if cache is not None and cache.is_file() else None
+    if stored is None or len(stored) != len(pool) * renders:
+        stored = []
+        for image in pool.images.reshape(-1, *pool.images.shape[2:]):
+            finding = analyze(image, world)
+            try:
+                read = read_scene(finding, tuple(range(len(finding.objects))))
+                scene = check_scene(Scene.model_validate(read.model_dump()), world)
+                stored.append(scene.model_dump(mode="json"))
+            except (InvalidInput, ValueError):  # nothing found, or overlapping, or too many
+                stored.append(None)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache.with_suffix(".partial")
+            temporary.write_text(json.dumps(stored))
+            temporary.replace(cache)
+    kept = [(i, r) for i in captions for r in range(renders) if stored[i * renders + r]]
+    images = np.stack([pool.images[i, r] for i, r in kept]) if kept else pool.images[:0, 0]
+    scenes = [Scene.model_validate(stored[i * renders + r]) for i, r in kept]
+    return images, scenes
+
+
 def held_out_auc(model: Any, tokenizer: Any, pool: JudgedPool, captions: np.ndarray) -> float:
     """Mean over ``captions`` of how often a right render outscores a wrong one (by cosine)."""
     import torch.nn.functional as F
@@ -317,6 +363,14 @@ def tune_on_judged(
     step = restore(path, model, optimiser)
     images, scenes = data
     from_pool = min(len(usable), max(1, round(stage.batch * stage.pool_share)))
+    from_reads = round(stage.batch * stage.read_share)
+    if from_reads:
+        kept_out = set(measured.tolist())
+        learn_from = np.array([i for i in range(len(pool)) if i not in kept_out])
+        read_images, read_scenes = read_renders(pool, learn_from, world, run_dir / "reads.json")
+        logger.info("judged tuning: %d renders captioned as the judge reads them", len(read_scenes))
+        if len(read_scenes) < from_reads:
+            raise ValueError("the judged pool has too few renders the judge reads as a scene")
     logger.info(
         "judged tuning: %d captions with right and wrong renders to learn from, %d to measure",
         len(usable),
@@ -328,14 +382,21 @@ def tune_on_judged(
         logger.info("judged step 0 held-out AUC %.3f", auc)
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=TUNE_STREAM)
-        clean = rng.choice(len(scenes), size=stage.batch - from_pool, replace=False)
+        size = stage.batch - from_pool - from_reads
+        clean = rng.choice(len(scenes), size=size, replace=False)
         picked = rng.choice(usable, size=from_pool, replace=False)
-        batch = caption_batch([scenes[i] for i in clean], rng, world, clip)
+        # (no draw without reads, so recipes without them replay exactly)
+        reads = np.arange(0)
+        if from_reads:
+            reads = rng.choice(len(read_scenes), size=from_reads, replace=False)
+        shown = [scenes[i] for i in clean] + [read_scenes[i] for i in reads]
+        batch = caption_batch(shown, rng, world, clip)
         positives, wrong, owners = _pool_picks(pool, picked, stage.negatives, rng)
         texts = batch.positives + [pool.captions[i] for i in picked]
         tokens = tokenizer(texts + [t for own in batch.negatives for t in own])
         text_owners = [i for i, own in enumerate(batch.negatives) for _ in own]
-        pixels = np.concatenate([images[clean], positives, wrong])
+        seen = [images[clean], read_images[reads]] if from_reads else [images[clean]]
+        pixels = np.concatenate([*seen, positives, wrong])
         set_warmup_lr(
             optimiser, stage.lr, stage.warmup, step, steps=stage.steps, cooldown=stage.steps
         )
@@ -346,7 +407,7 @@ def tune_on_judged(
             tokens,
             text_owners,
             clip.hard_weight,
-            image_owners=[len(clean) + slot for slot in owners],
+            image_owners=[len(shown) + slot for slot in owners],
             image_weight=stage.image_weight,
         )
         optimise(optimiser, model, loss)

@@ -23,6 +23,7 @@ from imagineer.pocket.judged import (
     held_out_auc,
     pool_scenes,
     pool_wording,
+    read_renders,
     tune_on_judged,
 )
 from imagineer.pocket.models import build_clip
@@ -90,8 +91,9 @@ def test_judged_pool_is_built_in_chunks_and_resumes_without_rendering(
     assert build_judged_pool(*args[:-2], tmp_path / "late", 0, Deadline(0)) is None
 
 
-def _exact_pool(world, scenes):  # type: ignore[no-untyped-def]
-    """A pool whose right renders are each scene's own and wrong ones its swaps'."""
+def _exact_pool(world, scenes, drawn=None):  # type: ignore[no-untyped-def]
+    """A pool whose right renders are each scene's own and wrong ones its swaps' (the scene
+    behind each render appended to ``drawn``)."""
     rng = np.random.default_rng(1)
     images, right, captions = [], [], []
     for index, scene in enumerate(scenes):
@@ -101,10 +103,49 @@ def _exact_pool(world, scenes):  # type: ignore[no-untyped-def]
         images.append([np.asarray(render_scene(s, world, seed=index)) for s in own])
         right.append([s == scene for s in own])
         captions.append(wording.describe(scene, world, ClipStage()))
+        if drawn is not None:
+            drawn += own
     return JudgedPool(captions, np.array(images), np.array(right))
 
 
-def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path: Path) -> None:
+def _unordered(scene):  # type: ignore[no-untyped-def]
+    objects = sorted(o.model_dump_json() for o in scene.objects)
+    return objects, scene.lighting, scene.style, sorted(scene.defects)
+
+
+def test_pool_renders_are_captioned_with_what_the_judge_reads_in_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every render becomes right for its own reading; on exact renders the reading is the
+    scene that drew them, whatever the pool's caption asked for."""
+    world = load_world()
+    drawn: list = []
+    pool = _exact_pool(world, build_renders(6, 0, world)[1], drawn)
+    blank = np.full((64, 64, 3), 128, dtype=np.uint8)
+    pool.images[2, 3] = blank  # nothing to read: no scene
+    cache = tmp_path / "reads.json"
+    images, scenes = read_renders(pool, np.array([1, 2, 4]), world, cache)
+    assert len(scenes) == len(images) and 13 <= len(scenes) <= 14  # of 15 renders, one blank
+    assert not any(np.array_equal(image, blank) for image in images)
+    wanted = [(i, r) for i in (1, 2, 4) for r in range(5)]
+    matched = 0
+    for image, scene in zip(images, scenes, strict=True):
+        (i, r) = next((i, r) for i, r in wanted if np.array_equal(pool.images[i, r], image))
+        matched += _unordered(scene) == _unordered(drawn[i * 5 + r])
+    assert matched >= len(scenes) - 1, matched  # the judge's own accuracy: 98% or better
+    assert len(json.loads(cache.read_text())) == 30  # the whole pool's readings, kept
+
+    import imagineer.pocket.judged as judged
+
+    monkeypatch.setattr(judged, "analyze", lambda *_: pytest.fail("read again"))
+    again_images, again = read_renders(pool, np.array([1, 2, 4]), world, cache)
+    assert again == scenes and np.array_equal(again_images, images)
+
+
+@pytest.mark.parametrize("read_share", [0.0, 0.34])
+def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(
+    tmp_path: Path, read_share: float
+) -> None:
     world = load_world()
     data, held_out = build_renders(12, 0, world), build_renders(4, 1, world)
     pool = _exact_pool(world, data[1][:4])
@@ -112,7 +153,9 @@ def test_judged_tuning_trains_resumes_exactly_and_stops_at_the_deadline(tmp_path
     assert list(pool.usable(0.5)) == [0, 2] and list(pool.usable(0.5, held_out=True)) == [1, 3]
     assert list(pool.usable(0.25, held_out=True)) == [3]
     clip = ClipStage(negatives=1)
-    stage = JudgedStage(steps=2, batch=6, pool_share=0.5, negatives=2, save_every=1)
+    stage = JudgedStage(
+        steps=2, batch=6, pool_share=0.34, negatives=2, save_every=1, read_share=read_share
+    )
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
