@@ -16,6 +16,15 @@ that selector alone is worth on the same renders.
 ``--failures`` lists, per task, the checks the judge fails in the first scorer's wrong picks and
 in the other wrong renders: what a scorer would have to tell apart.
 
+``--shape-margin T`` splits each task's right renders by how sure the judge is of the shapes
+it reads (the gap between the best shape template's overlap and the runner-up's, at least ``T``
+or below it) and gives the first scorer's AUC for each part, beside the same margins on exact
+renders. ``--shift`` reports how often a one-pixel shift of a render changes the judge's verdict.
+Both show where "right" is a near-tie no scorer can rank by.
+
+``--bench FILE`` measures on other ideas (``make_pocketbench --seed S``, less any idea
+PocketBench holds word for word), so scorers need not be chosen on PocketBench itself.
+
 Renders and verdicts are cached (``--cache``), so comparing scorers costs seconds after the
 first run.
 
@@ -48,6 +57,7 @@ from PIL import Image
 from imagineer.agent.loop import sub_seed
 from imagineer.generators import DiffusersGenerator
 from imagineer.pocket.adapt_clip import img2img_pipeline
+from imagineer.pocket.analysis import analyze
 from imagineer.pocket.bench import BenchItem, load_pocketbench, per_task
 from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
 from imagineer.pocket.judge import (
@@ -60,7 +70,7 @@ from imagineer.pocket.judge import (
 from imagineer.pocket.judged import pairwise_auc as auc
 from imagineer.pocket.paths import WORLD_FILE, pocket_generator_dir, pocket_scorer_dir
 from imagineer.pocket.render import render_scene
-from imagineer.pocket.world import World, load_world
+from imagineer.pocket.world import World, load_world, sample_scene
 from imagineer.prompting.foils import foils_for
 from imagineer.prompting.vocabulary import vocabulary_from_world
 from imagineer.scoring.clip_scorer import ClipScorer
@@ -70,7 +80,10 @@ def renders(
     items: list[BenchItem], model: str, budget: int, seed: int, cache: Path
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached."""
-    key = {"ids": [i.id for i in items], "model": model, "budget": budget, "seed": seed}
+    key: dict[str, Any] = {"ids": [i.id for i in items], "model": model, "budget": budget}
+    key["seed"] = seed
+    if any(not i.id.startswith(i.task) for i in items):  # another bench's ideas (--bench)
+        key["ideas"] = [i.idea for i in items]
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
         if json.loads(str(stored["key"])) == key:
@@ -219,6 +232,110 @@ def failures(
     }
 
 
+def shape_margin(image: np.ndarray, world: World) -> float:
+    """How sure the judge is of the shapes it reads: over the things it finds, the smallest gap
+    between the best shape template's overlap (IoU) and the runner-up's; 0 with nothing found."""
+    found = analyze(image, world).objects
+    gaps = [np.subtract(*sorted(o.shape_scores.values(), reverse=True)[:2]) for o in found]
+    return float(min(gaps, default=0.0))
+
+
+def margins(
+    scorer: ClipScorer,
+    items: list[BenchItem],
+    images: np.ndarray,
+    right: np.ndarray,
+    threshold: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Per task: the first scorer's AUC with right renders split by the judge's shape margin
+    (``confident``: at least ``threshold``; ``near_tie``: below it), how many right renders each
+    holds, and the median margin of right renders; then the same margins on exact renders of
+    training-like scenes by number of things, where shapes are drawn crisply."""
+    world = load_world()
+    rows: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for item, stack, verdicts in zip(items, images, right, strict=True):
+        scores = scorer.score([Image.fromarray(image) for image in stack], item.idea)
+        cosines = np.array([s.cosine for s in scores])
+        gap = np.array([shape_margin(image, world) for image in stack])
+        row = rows[item.task]
+        row["right_margins"] += gap[verdicts].tolist()
+        sure = verdicts & (gap >= threshold)  # right, and the judge sure of every shape
+        for task in (item.task, "overall"):
+            rows[task]["sure"].append(
+                [float(sure.mean()), float(sure[cosines.argmax()]), float(sure.any())]
+            )
+        for name, kept in (("confident", gap >= threshold), ("near_tie", gap < threshold)):
+            value = auc(cosines[~verdicts | kept], verdicts[~verdicts | kept])
+            if value is not None:
+                row[name].append(value)
+            row[f"{name}_right"].append(float((verdicts & kept).sum()))
+    sure = np.mean(rows.pop("overall")["sure"], axis=0) * 100
+    generated = {
+        task: {
+            "auc_confident": float(np.mean(row["confident"])) if row["confident"] else None,
+            "auc_near_tie": float(np.mean(row["near_tie"])) if row["near_tie"] else None,
+            "right_confident": int(sum(row["confident_right"])),
+            "right_near_tie": int(sum(row["near_tie_right"])),
+            "median_right_margin": (
+                float(np.median(row["right_margins"])) if row["right_margins"] else None
+            ),
+        }
+        for task, row in rows.items()
+    }
+    exact: dict[int, list[float]] = defaultdict(list)
+    for index in range(300):
+        rng = np.random.default_rng(sub_seed(seed, "margins", str(index)))
+        scene = sample_scene(rng, world)
+        image = np.asarray(render_scene(scene, world, seed=index))
+        exact[len(scene.objects)].append(shape_margin(image, world))
+    references = {
+        things: {
+            "median_margin": float(np.median(gaps)),
+            "below_threshold": float(np.mean(np.array(gaps) < threshold)),
+        }
+        for things, gaps in sorted(exact.items())
+    }
+    return {
+        "threshold": threshold,
+        "generated": generated,
+        "exact_by_things": references,
+        "confident_only": dict(zip(("mean_single", "best", "oracle"), sure.tolist(), strict=True)),
+    }
+
+
+def shift_flips(
+    items: list[BenchItem], images: np.ndarray, right: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Per task: how often the judge's verdict changes when a render moves by one pixel (right,
+    then down; the edge row or column repeated), for right renders and for wrong ones. A picture
+    does not change its content by a pixel; a verdict that does is a near-tie, which no scorer
+    can rank by."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for item, stack, verdicts in zip(items, images, right, strict=True):
+        for image, verdict in zip(stack, verdicts, strict=True):
+            kind = "right" if verdict else "wrong"
+            for shift in (((0, 0), (1, 0)), ((1, 0), (0, 0))):
+                padded = np.pad(image, (*shift, (0, 0)), mode="edge")
+                moved = Image.fromarray(padded[: image.shape[0], : image.shape[1]])
+                counts[item.task][kind] += 1
+                counts[item.task][f"{kind}_flipped"] += judge(
+                    moved, item.requirement
+                ).all_correct != bool(verdict)
+    return {
+        task: {
+            kind: 100.0 * tally[f"{kind}_flipped"] / tally[kind]
+            for kind in ("right", "wrong")
+            if tally[kind]
+        }
+        for task, tally in counts.items()
+    }
+
+
+def _cell(value: float | None, width: int, digits: int) -> str:
+    return f"{value:{width}.{digits}f}" if value is not None else " " * (width - 1) + "-"
+
+
 def _failure_label(check: Check) -> str:
     name = re.sub(r"^object\d+\.", "", re.sub(r"^relation\d+", "relation", check.attribute))
     return f"count {check.expected}->{check.found}" if name == "count" else name
@@ -263,10 +380,38 @@ def main() -> None:
         "--failures", action="store_true", help="what the judge fails in the first scorer's picks"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument(
+        "--shape-margin",
+        type=float,
+        default=None,
+        metavar="T",
+        help="the first scorer's AUC with right renders split by the judge's shape margin "
+        "(at least T or below it), and the margins on exact renders",
+    )
+    parser.add_argument(
+        "--shift",
+        action="store_true",
+        help="how often a one-pixel shift changes the judge's verdict, per task",
+    )
+    parser.add_argument(
+        "--bench",
+        type=Path,
+        default=None,
+        help="validation ideas: a bench file from make_pocketbench --seed S (ideas PocketBench "
+        "holds word for word are dropped), so scorers are not chosen on PocketBench itself",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     items = load_pocketbench(quick=args.quick)
+    if args.bench is not None:
+        # validation ideas: another seed's bench, less any idea PocketBench holds word for word
+        held = {item.idea for item in items}
+        items = [
+            item.model_copy(update={"id": f"val-{item.id}"})
+            for item in load_pocketbench(args.bench, quick=args.quick)
+            if item.idea not in held
+        ]
     if args.per_task is not None:
         items = per_task(items, args.per_task)
     model = args.model or str(pocket_generator_dir())
@@ -280,6 +425,11 @@ def main() -> None:
             table["scorers"][label] = evaluate(scorer, items, images, right, args.contrast_weight)
     if args.failures:
         table["failures"] = failures(next(iter(scorers.values())), items, images, right)
+    if args.shape_margin is not None:
+        first = next(iter(scorers.values()))
+        table["margins"] = margins(first, items, images, right, args.shape_margin, args.seed)
+    if args.shift:
+        table["shift_flips"] = shift_flips(items, images, right)
     if args.references or args.img2img is not None:
         table["references"] = reference_aucs(scorers, items, args.seed, model, args.img2img)
 
@@ -314,6 +464,35 @@ def main() -> None:
             picks = ", ".join(f"{k} {v}" for k, v in kinds["wrong_picks"].items())
             others = ", ".join(f"{k} {v}" for k, v in list(kinds["other_wrong"].items())[:5])
             print(f"{task:<16}{picks or '-'} | {others or '-'}")
+    if "margins" in table:
+        found = table["margins"]
+        print(
+            f"first scorer's AUC, right renders split by the judge's shape margin "
+            f"(T = {found['threshold']:g}):"
+        )
+        print(f"{'task':<16}{'confident':>10}{'right':>7}{'near tie':>10}{'right':>7}{'median':>8}")
+        for task, row in found["generated"].items():
+            print(
+                f"{task:<16}{_cell(row['auc_confident'], 10, 2)}{row['right_confident']:7d}"
+                f"{_cell(row['auc_near_tie'], 10, 2)}{row['right_near_tie']:7d}"
+                f"{_cell(row['median_right_margin'], 8, 3)}"
+            )
+        only = found["confident_only"]
+        print(
+            "right and confident only, overall: one render (mean of N) "
+            f"{only['mean_single']:.1f}%, best-of-N {only['best']:.1f}%, "
+            f"oracle {only['oracle']:.1f}%"
+        )
+        for things, row in found["exact_by_things"].items():
+            print(
+                f"exact renders, {things} thing(s): median margin {row['median_margin']:.3f}, "
+                f"{100 * row['below_threshold']:.0f}% below T"
+            )
+    if "shift_flips" in table:
+        print("verdicts changed by a one-pixel shift (right renders | wrong renders):")
+        for task, flipped in table["shift_flips"].items():
+            moved = (_cell(flipped.get(kind), 6, 1) for kind in ("right", "wrong"))
+            print(f"{task:<16}" + "% |".join(moved) + "%")
     for index, name in enumerate(table["scorers"], start=1):
         print(f"scorer {index}: {name}")
     if args.json:
