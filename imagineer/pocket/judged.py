@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from imagineer.errors import InvalidInput
 from imagineer.pocket.analysis import Finding, analyze
@@ -110,6 +110,17 @@ class JudgedStage(BaseModel):
     )
     save_every: int = Field(100, ge=1)
     eval_every: int = Field(250, ge=1)
+
+    @model_validator(mode="after")
+    def _clean_part_left(self) -> JudgedStage:
+        pool = max(1, round(self.batch * self.pool_share))  # as the tuning takes it
+        clean = self.batch - pool - round(self.batch * self.read_share)
+        if clean < 1:
+            raise ValueError(
+                f"pool_share {self.pool_share} and read_share {self.read_share} leave no clean "
+                f"scene in a batch of {self.batch}"
+            )
+        return self
 
 
 class JudgedPool:

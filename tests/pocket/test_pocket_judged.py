@@ -259,3 +259,5 @@ def test_pool_scenes_take_the_first_of_each_kind_at_the_asked_share() -> None:
         pool_scenes(JudgedStage(scenes=len(single) + 1, p_multi=0.0), scenes)
     with pytest.raises(ValueError, match="61 > 60 training scenes"):
         pool_scenes(JudgedStage(scenes=61), scenes)
+    with pytest.raises(ValueError, match="leave no clean scene in a batch of 8"):
+        JudgedStage(batch=8, pool_share=0.5, read_share=0.5)
