@@ -77,12 +77,13 @@ from imagineer.scoring.clip_scorer import ClipScorer
 
 
 def renders(
-    items: list[BenchItem], model: str, budget: int, seed: int, cache: Path
+    items: list[BenchItem], model: str, budget: int, seed: int, cache: Path, other: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached."""
+    """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached; the
+    cache of ``other`` ideas (``--bench``) is keyed by their text too, since benches share ids."""
     key: dict[str, Any] = {"ids": [i.id for i in items], "model": model, "budget": budget}
     key["seed"] = seed
-    if any(not i.id.startswith(i.task) for i in items):  # another bench's ideas (--bench)
+    if other:
         key["ideas"] = [i.idea for i in items]
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
@@ -235,9 +236,8 @@ def failures(
 def shape_margin(image: np.ndarray, world: World) -> float:
     """How sure the judge is of the shapes it reads: over the things it finds, the smallest gap
     between the best shape template's overlap (IoU) and the runner-up's; 0 with nothing found."""
-    found = analyze(image, world).objects
-    gaps = [np.subtract(*sorted(o.shape_scores.values(), reverse=True)[:2]) for o in found]
-    return float(min(gaps, default=0.0))
+    ranked = [sorted(o.shape_scores.values(), reverse=True) for o in analyze(image, world).objects]
+    return min((best - second for best, second, *_ in ranked), default=0.0)
 
 
 def margins(
@@ -253,7 +253,8 @@ def margins(
     holds, and the median margin of right renders; then the same margins on exact renders of
     training-like scenes by number of things, where shapes are drawn crisply."""
     world = load_world()
-    rows: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    overall: list[list[float]] = []  # per idea: one render, best-of-N, oracle (right and sure)
     for item, stack, verdicts in zip(items, images, right, strict=True):
         scores = scorer.score([Image.fromarray(image) for image in stack], item.idea)
         cosines = np.array([s.cosine for s in scores])
@@ -261,16 +262,13 @@ def margins(
         row = rows[item.task]
         row["right_margins"] += gap[verdicts].tolist()
         sure = verdicts & (gap >= threshold)  # right, and the judge sure of every shape
-        for task in (item.task, "overall"):
-            rows[task]["sure"].append(
-                [float(sure.mean()), float(sure[cosines.argmax()]), float(sure.any())]
-            )
+        overall.append([float(sure.mean()), float(sure[cosines.argmax()]), float(sure.any())])
         for name, kept in (("confident", gap >= threshold), ("near_tie", gap < threshold)):
             value = auc(cosines[~verdicts | kept], verdicts[~verdicts | kept])
             if value is not None:
                 row[name].append(value)
             row[f"{name}_right"].append(float((verdicts & kept).sum()))
-    sure = np.mean(rows.pop("overall")["sure"], axis=0) * 100
+    sure = np.mean(np.array(overall, dtype=float), axis=0) * 100
     generated = {
         task: {
             "auc_confident": float(np.mean(row["confident"])) if row["confident"] else None,
@@ -415,7 +413,9 @@ def main() -> None:
     if args.per_task is not None:
         items = per_task(items, args.per_task)
     model = args.model or str(pocket_generator_dir())
-    images, right = renders(items, model, args.budget, args.seed, args.cache)
+    images, right = renders(
+        items, model, args.budget, args.seed, args.cache, other=args.bench is not None
+    )
     table: dict[str, Any] = {"bounds": bounds(items, right), "scorers": {}}
     scorers = {name: ClipScorer(name) for name in args.scorer or [str(pocket_scorer_dir())]}
     for name, scorer in scorers.items():
