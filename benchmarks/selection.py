@@ -22,6 +22,9 @@ or below it) and gives the first scorer's AUC for each part, beside the same mar
 renders. ``--shift`` reports how often a one-pixel shift of a render changes the judge's verdict.
 Both show where "right" is a near-tie no scorer can rank by.
 
+``--guidance G`` renders with another guidance scale than the generator's default, to see how
+the sampler's setting moves single renders, best-of-N and the ranking.
+
 ``--bench FILE`` measures on other ideas (``make_pocketbench --seed S``, less any idea
 PocketBench holds word for word), so scorers need not be chosen on PocketBench itself.
 
@@ -77,14 +80,23 @@ from imagineer.scoring.clip_scorer import ClipScorer
 
 
 def renders(
-    items: list[BenchItem], model: str, budget: int, seed: int, cache: Path, other: bool = False
+    items: list[BenchItem],
+    model: str,
+    budget: int,
+    seed: int,
+    cache: Path,
+    other: bool = False,
+    guidance: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached; the
-    cache of ``other`` ideas (``--bench``) is keyed by their text too, since benches share ids."""
+    cache of ``other`` ideas (``--bench``) is keyed by their text too, since benches share ids.
+    ``guidance`` overrides the generator's default guidance scale (None: its default)."""
     key: dict[str, Any] = {"ids": [i.id for i in items], "model": model, "budget": budget}
     key["seed"] = seed
     if other:
         key["ideas"] = [i.idea for i in items]
+    if guidance is not None:
+        key["guidance"] = guidance
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
         if json.loads(str(stored["key"])) == key:
@@ -93,7 +105,7 @@ def renders(
     images, right = [], []
     for index, item in enumerate(items, start=1):
         candidates = generator.render(
-            item.idea, n=budget, seed=sub_seed(seed, "pocketbench", item.id)
+            item.idea, n=budget, seed=sub_seed(seed, "pocketbench", item.id), guidance=guidance
         )
         images.append(np.stack([np.asarray(c.image.convert("RGB")) for c in candidates]))
         right.append([judge(c.image, item.requirement).all_correct for c in candidates])
@@ -398,6 +410,12 @@ def main() -> None:
         help="validation ideas: a bench file from make_pocketbench --seed S (ideas PocketBench "
         "holds word for word are dropped), so scorers are not chosen on PocketBench itself",
     )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="render with this classifier-free guidance scale (default: the generator's)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -414,7 +432,7 @@ def main() -> None:
         items = per_task(items, args.per_task)
     model = args.model or str(pocket_generator_dir())
     images, right = renders(
-        items, model, args.budget, args.seed, args.cache, other=args.bench is not None
+        items, model, args.budget, args.seed, args.cache, args.bench is not None, args.guidance
     )
     table: dict[str, Any] = {"bounds": bounds(items, right), "scorers": {}}
     scorers = {name: ClipScorer(name) for name in args.scorer or [str(pocket_scorer_dir())]}

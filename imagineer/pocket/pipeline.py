@@ -299,7 +299,7 @@ def unet_stage(
 REUSED_FILE = "reused.json"
 
 
-def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
+def reuse_generator_parts(generator: Path, run_dir: Path, unet_step: int | None = None) -> None:
     """Seed a new run with the CLIP-tower text encoder and VAE of an exported generator.
 
     For a recipe that changes only the text or UNet stages: the CLIP and VAE stages' products
@@ -307,6 +307,12 @@ def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
     to fp32, and recorded in ``reused.json`` with the generator's manifest hash, so the run says
     where they came from. Leave ``vae`` out of such a run's ``--stages``; ``clip`` may stay: it
     trains the scorer from step 0 and keeps the reused tower as the generator's (session 4).
+
+    With ``unet_step``, the generator's text encoder is taken as the text stage's product and its
+    UNet as the UNet stage's checkpoint at that step (its exported EMA weights as both the model
+    and the average, no optimiser state: AdamW starts afresh and warms up again), so the UNet
+    stage continues from it, e.g. with a longer recipe and a cool-down (session 12). Run only
+    the ``unet`` and ``export`` stages on such a run.
     """
     import hashlib
     import json
@@ -323,16 +329,32 @@ def reuse_generator_parts(generator: Path, run_dir: Path) -> None:
     if not manifest.is_file():
         raise FileNotFoundError(f"{generator} is not an exported pocket generator (no manifest)")
     text = CLIPTextModel.from_pretrained(str(generator / "text_encoder"), torch_dtype=torch.float32)
-    text.save_pretrained(str(run_dir / "text_encoder"))
+    text.save_pretrained(str(run_dir / ("text_encoder" if unet_step is None else GENERATOR_TEXT)))
     vae = AutoencoderKL.from_pretrained(str(generator / "vae"), torch_dtype=torch.float32)
     vae.save_pretrained(str(run_dir / "vae"))
+    parts = ["text_encoder", "vae"] if unet_step is None else [GENERATOR_TEXT, "vae", "unet"]
+    if unet_step is not None:
+        _seed_unet_checkpoint(generator, run_dir, unet_step)
     record = {
         "generator": str(generator),
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-        "parts": ["text_encoder", "vae"],
+        "parts": parts,
+        **({"unet_step": unet_step} if unet_step is not None else {}),
     }
     (run_dir / REUSED_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    logger.info("reused the text encoder and VAE of %s", generator)
+    logger.info("reused the %s of %s", ", ".join(parts), generator)
+
+
+def _seed_unet_checkpoint(generator: Path, run_dir: Path, step: int) -> None:
+    """``unet.pt`` at ``step`` from an exported UNet: its weights as model and EMA, no optimiser."""
+    from diffusers import UNet2DConditionModel
+
+    from imagineer.pocket.checkpoints import save_checkpoint
+
+    unet = UNet2DConditionModel.from_pretrained(str(generator / "unet"), torch_dtype=torch.float32)
+    average = [p.detach().clone() for p in unet.parameters()]
+    state = {"model": unet.state_dict(), "ema": average, "step": step, "warm_start": step}
+    save_checkpoint(run_dir / "unet.pt", state)
 
 
 def adapt_stage(

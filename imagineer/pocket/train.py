@@ -144,6 +144,13 @@ def main() -> None:
         "(for recipes that change only the text or UNet stages).",
     )
     parser.add_argument(
+        "--reuse-unet-step",
+        type=int,
+        default=None,
+        help="With --reuse: also take that generator's text encoder (the text stage's product) "
+        "and its UNet, as the UNet stage at this step, to continue the UNet stage.",
+    )
+    parser.add_argument(
         "--reuse-scorer",
         type=Path,
         default=None,
@@ -168,8 +175,10 @@ def main() -> None:
         parser.error(f"unknown stages {unknown}; choose from {', '.join(STAGES)}")
     from imagineer.pocket.pipeline import reuse_generator_parts, reuse_scorer, run
 
+    if args.reuse_unet_step is not None and args.reuse is None:
+        parser.error("--reuse-unet-step needs --reuse GENERATOR_DIR")
     if args.reuse is not None:
-        reuse_generator_parts(args.reuse, args.run_dir)
+        reuse_generator_parts(args.reuse, args.run_dir, args.reuse_unet_step)
     if args.reuse_scorer is not None:
         reuse_scorer(args.reuse_scorer, config, args.run_dir)
     run(config, stages, args.run_dir, args.out, Deadline(args.minutes))

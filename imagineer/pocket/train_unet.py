@@ -58,6 +58,19 @@ class UnetStage(BaseModel):
         description="0 keeps the text encoder frozen; above 0 it trains with the UNet at this lr "
         "(warmed up from the step it starts, which may be a resume of a frozen-encoder run).",
     )
+    cooldown: int = Field(
+        0,
+        ge=0,
+        description="The learning rate decays linearly to zero over the last ``cooldown`` steps "
+        "(0: constant after the warm-up).",
+    )
+    cooldown_p_multi: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="During the cool-down, this share of each batch is scenes with two or three "
+        "things (None: batches drawn uniformly, as before it).",
+    )
     save_every: int = Field(100, ge=1)
 
 
@@ -160,15 +173,25 @@ def train_unet(
     state = load_checkpoint(path)
     step = _restore(state, unet, optimiser, ema)
     joint = _JointText(text_encoder, stage, state, step) if stage.text_encoder_lr > 0 else None
+    warm_start = int(state.get("warm_start", 0)) if state is not None else 0
+    multi = np.flatnonzero([len(scene.objects) > 1 for scene in scenes])
+    single = np.setdiff1d(np.arange(len(scenes)), multi)
     while step < stage.steps and not deadline.passed():
         rng = step_rng(seed, step, stream=3)
-        index = rng.choice(len(scenes), size=stage.batch, replace=False)
+        cooling = stage.cooldown > 0 and step >= stage.steps - stage.cooldown
+        if cooling and stage.cooldown_p_multi is not None:
+            index = mixed_batch(rng, multi, single, stage.batch, stage.cooldown_p_multi)
+        else:
+            index = rng.choice(len(scenes), size=stage.batch, replace=False)
         captions = batch_captions(
             [scenes[i] for i in index], rng, world,
             p_full=stage.p_full, p_world_caption=stage.p_world_caption, p_drop=stage.p_drop,
         )  # fmt: skip
         context = encode_captions(text_encoder, tokenizer, captions, grad=joint is not None)
-        set_warmup_lr(optimiser, stage.lr, stage.warmup, step)
+        set_warmup_lr(
+            optimiser, stage.lr, stage.warmup, step - warm_start,
+            steps=stage.steps - warm_start, cooldown=stage.cooldown,
+        )  # fmt: skip
         unet.train()
         gen = step_generator(seed, step, stream=3)
         loss = unet_loss(unet, latents[index], context, stage.snr_gamma, gen)
@@ -182,6 +205,7 @@ def train_unet(
             logger.info("unet step %d loss %.5f", step, loss.item())
         if step % stage.save_every == 0 or step == stage.steps or deadline.passed():
             extra = joint.state() if joint is not None else {}
+            extra["warm_start"] = warm_start
             save_checkpoint(path, {**_state(unet, optimiser, ema, step), **extra})
     ema.copy_to(unet)
     if joint is not None:
@@ -225,6 +249,19 @@ class _JointText:
         }
 
 
+def mixed_batch(
+    rng: np.random.Generator, multi: np.ndarray, single: np.ndarray, batch: int, p_multi: float
+) -> np.ndarray:
+    """A batch of distinct scene indices, ``p_multi`` of them scenes with two or three things
+    (the other kind fills in when one kind has too few scenes)."""
+    n_multi = min(len(multi), round(p_multi * batch))
+    n_single = min(len(single), batch - n_multi)
+    n_multi = min(len(multi), batch - n_single)
+    chosen = [rng.choice(multi, size=n_multi, replace=False)]
+    chosen.append(rng.choice(single, size=n_single, replace=False))
+    return np.concatenate(chosen)
+
+
 def _state(unet: Any, optimiser: Any, ema: EMA, step: int) -> dict[str, Any]:
     return {
         "model": unet.state_dict(),
@@ -238,7 +275,10 @@ def _restore(state: dict[str, Any] | None, unet: Any, optimiser: Any, ema: EMA) 
     if state is None:
         return 0
     unet.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
+    if "optimiser" in state:
+        optimiser.load_state_dict(state["optimiser"])
+    else:  # seeded from an exported generator: fresh moments, warmed up from this step
+        logger.info("UNet seeded at step %d without optimiser state", state["step"])
     ema.shadow = state["ema"]
     logger.info("resumed the UNet at step %d", state["step"])
     return int(state["step"])
