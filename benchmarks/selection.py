@@ -7,7 +7,8 @@ every render, and then, for each scorer given, reports per task and overall:
 - ``best``: the all-attributes accuracy of the render the scorer ranks first (best-of-N);
 - ``auc``: over ideas with both right and wrong renders, how often a right render outscores a
   wrong one (0.5 is a scorer that cannot tell them apart);
-- ``single`` (the first render) and ``oracle`` (any render right) bound what selection can do.
+- ``single`` (the first render, PocketBench's single shot), ``mean`` (all N renders: the same
+  quantity with less noise) and ``oracle`` (any render right) bound what selection can do.
 
 ``--contrast-weight W`` also ranks by the agent's objective, ``cosine + W * contrast`` (the
 softmax over the idea and its foils, the idea with one stated detail changed), to show what
@@ -47,6 +48,7 @@ pictures, not the generator's.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import re
@@ -89,10 +91,14 @@ def renders(
     guidance: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ideas, budget, H, W, 3) uint8 renders and (ideas, budget) judge verdicts, cached; the
-    cache of ``other`` ideas (``--bench``) is keyed by their text too, since benches share ids.
+    cache of ``other`` ideas (``--bench``) is keyed by their text too, since benches share ids,
+    and a local model by its manifest's hash, since retraining keeps the path.
     ``guidance`` overrides the generator's default guidance scale (None: its default)."""
     key: dict[str, Any] = {"ids": [i.id for i in items], "model": model, "budget": budget}
     key["seed"] = seed
+    manifest = Path(model) / "manifest.json"
+    if manifest.is_file():  # a local pocket model: its content, not just its path
+        key["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
     if other:
         key["ideas"] = [i.idea for i in items]
     if guidance is not None:
@@ -352,17 +358,17 @@ def _failure_label(check: Check) -> str:
 
 
 def bounds(items: list[BenchItem], right: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per task (and ``overall``): single-shot and oracle accuracies in percent."""
-    rows: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    """Per task (and ``overall``): single-shot (the first render), the mean over all N renders
+    (the same quantity, less noisy) and oracle accuracies in percent."""
+    rows: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for item, verdicts in zip(items, right, strict=True):
         for task in (item.task, "overall"):
-            rows[task].append((bool(verdicts[0]), bool(verdicts.any())))
+            rows[task].append((float(verdicts[0]), float(verdicts.mean()), float(verdicts.any())))
     return {
-        task: {
-            "single": 100.0 * float(np.mean([r[0] for r in pairs])),
-            "oracle": 100.0 * float(np.mean([r[1] for r in pairs])),
-        }
-        for task, pairs in rows.items()
+        task: dict(
+            zip(("single", "mean", "oracle"), (100.0 * np.mean(v, axis=0)).tolist(), strict=True)
+        )
+        for task, v in rows.items()
     }
 
 
@@ -453,12 +459,12 @@ def main() -> None:
 
     tasks = list(table["bounds"])
     print(
-        f"{'task':<16}{'single':>8}{'oracle':>8}"
+        f"{'task':<16}{'single':>8}{'mean':>8}{'oracle':>8}"
         + "".join(f"{'best':>8}{'auc':>6}" for _ in table["scorers"])
     )
     for task in tasks:
         row = table["bounds"][task]
-        line = f"{task:<16}{row['single']:7.1f}%{row['oracle']:7.1f}%"
+        line = f"{task:<16}{row['single']:7.1f}%{row['mean']:7.1f}%{row['oracle']:7.1f}%"
         for result in table["scorers"].values():
             value = result[task]["auc"]
             line += f"{result[task]['best']:7.1f}%" + (
