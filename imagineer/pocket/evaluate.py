@@ -124,6 +124,8 @@ def main() -> None:
         scorer = evaluate_scorer(args.models, n, args.seed, world)
         result["scorer_swap_rank"] = scorer["swap_rank"]
         result["scorer_pairwise"] = scorer["pairwise"]
+        result["scorer_swap_rank_by_things"] = scorer["swap_rank_by_things"]
+        result["scorer_beaten_by"] = scorer["beaten_by"]
     if "generator" in args.only:
         result.update(evaluate_generator(args.models, n, best_of, args.seed, world))
     print(json.dumps(result))
@@ -133,13 +135,15 @@ def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> dict[str, 
     """How well the scorer reads ground-truth scenes.
 
     ``swap_rank``: the share of scenes whose full caption it ranks above 10 one-attribute swaps
-    of it (the bar). ``pairwise``: per kind of swap, the share of scenes whose caption it ranks
+    of it (the bar), also per number of things in the scene (``swap_rank_by_things``: share and
+    scenes). ``beaten_by``: in the scenes it misses, how many swaps of each kind scored at least
+    the true caption. ``pairwise``: per kind of swap, the share of scenes whose caption it ranks
     above that one swap, i.e. which attributes it sees.
     """
     from PIL import Image
 
     from imagineer.pocket.datasets import SWAP_KINDS, build_renders, describe, swap
-    from imagineer.pocket.train_clip import swapped_captions
+    from imagineer.pocket.train_clip import swapped_captions_with_kinds
     from imagineer.scoring.clip_scorer import ClipScorer
 
     scorer = ClipScorer(str(models / "scorer"))
@@ -147,12 +151,19 @@ def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> dict[str, 
     features = scorer.embed_images([Image.fromarray(image) for image in images])
     rng, pair_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     hits = 0
+    by_things: dict[int, list[bool]] = {}
+    beaten_by = dict.fromkeys(SWAP_KINDS, 0)
     pairs: dict[str, list[bool]] = {kind: [] for kind in SWAP_KINDS}
     for feature, scene in zip(features, scenes, strict=True):
         caption_seed = int(rng.integers(2**31))
-        texts = swapped_captions(scene, caption_seed, rng, world, 10)
+        texts, kinds = swapped_captions_with_kinds(scene, caption_seed, rng, world, 10)
         values = scorer.embed_texts(texts) @ feature
-        hits += int(values[0] > values[1:].max())
+        hit = bool(values[0] > values[1:].max())
+        hits += int(hit)
+        by_things.setdefault(len(scene.objects), []).append(hit)
+        if not hit:
+            for kind, value in zip(kinds, values[1:], strict=True):
+                beaten_by[kind] += int(value >= values[0])
         for kind in SWAP_KINDS:
             other = swap(scene, kind, pair_rng, world)
             text = describe(other, caption_seed, world, True) if other is not None else texts[0]
@@ -161,6 +172,11 @@ def evaluate_scorer(models: Path, n: int, seed: int, world: World) -> dict[str, 
                 pairs[kind].append(bool(pair[0] > pair[1]))
     return {
         "swap_rank": hits / n,
+        "swap_rank_by_things": {
+            count: {"share": round(float(np.mean(v)), 3), "scenes": len(v)}
+            for count, v in sorted(by_things.items())
+        },
+        "beaten_by": {kind: count for kind, count in beaten_by.items() if count},
         "pairwise": {kind: round(float(np.mean(v)), 3) for kind, v in pairs.items() if v},
     }
 

@@ -300,16 +300,25 @@ def swapped_captions(
     scene: Scene, seed: int, rng: np.random.Generator, world: World, n: int
 ) -> list[str]:
     """The full caption of ``scene`` followed by ``n`` distinct one-attribute swaps of it."""
+    return swapped_captions_with_kinds(scene, seed, rng, world, n)[0]
+
+
+def swapped_captions_with_kinds(
+    scene: Scene, seed: int, rng: np.random.Generator, world: World, n: int
+) -> tuple[list[str], list[str]]:
+    """``swapped_captions`` and, for each swap after the first text, the kind it changed."""
     text = describe(scene, seed, world, True)
-    texts = [text]
+    texts, kinds = [text], []
     for attempt in range(20 * n):
-        other = swap(scene, SWAP_KINDS[attempt % len(SWAP_KINDS)], rng, world)
+        kind = SWAP_KINDS[attempt % len(SWAP_KINDS)]
+        other = swap(scene, kind, rng, world)
         candidate = describe(other, seed, world, True) if other is not None else text
         if candidate not in texts:
             texts.append(candidate)
+            kinds.append(kind)
         if len(texts) == n + 1:
             break
-    return texts
+    return texts, kinds
 
 
 def train_clip(

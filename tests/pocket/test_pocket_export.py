@@ -76,6 +76,43 @@ def test_scorer_evaluation_reports_rank_and_per_kind_pairs(tmp_path: Path) -> No
     pairwise = report["pairwise"]
     assert {"colour", "shape", "lighting", "style"} <= set(pairwise) <= set(SWAP_KINDS)
     assert all(0.0 <= value <= 1.0 for value in pairwise.values())
+    # The per-count split adds up to the whole, and a scene missed was beaten by some swap.
+    by_things = report["swap_rank_by_things"]
+    assert sum(row["scenes"] for row in by_things.values()) == 6
+    assert set(by_things) <= {1, 2, 3}
+    hits = sum(row["share"] * row["scenes"] for row in by_things.values())
+    assert abs(hits / 6 - report["swap_rank"]) < 0.01
+    assert set(report["beaten_by"]) <= set(SWAP_KINDS)
+    assert (sum(report["beaten_by"].values()) > 0) == (report["swap_rank"] < 1)
+
+
+def test_swapped_captions_name_the_kind_each_swap_changed() -> None:
+    from imagineer.pocket.datasets import SWAP_KINDS, describe, swap
+    from imagineer.pocket.train_clip import swapped_captions, swapped_captions_with_kinds
+    from imagineer.pocket.world import Scene, SceneObject, load_world
+
+    world = load_world()
+    scene = Scene(
+        objects=[
+            SceneObject(shape="star", colour="red", size="small", position="left"),
+            SceneObject(shape="heart", colour="blue", size="large", position="right"),
+        ],
+        lighting="sunset",
+        style="flat",
+    )
+    texts, kinds = swapped_captions_with_kinds(scene, 5, np.random.default_rng(1), world, 10)
+    assert texts == swapped_captions(scene, 5, np.random.default_rng(1), world, 10)
+    assert len(kinds) == len(texts) - 1 == 10
+    assert "binding" in kinds  # two things of different colours can trade them
+    # Each kind is the one that made its text: redo that swap with the generator's draws.
+    replay = np.random.default_rng(1)
+    made: dict[str, str] = {}
+    for attempt in range(200):
+        kind = SWAP_KINDS[attempt % len(SWAP_KINDS)]
+        other = swap(scene, kind, replay, world)
+        if other is not None:
+            made.setdefault(describe(other, 5, world, True), kind)
+    assert all(made[text] == kind for text, kind in zip(texts[1:], kinds, strict=True))
 
 
 def test_a_run_reuses_an_exported_generators_text_encoder_and_vae(tmp_path: Path) -> None:
