@@ -9,6 +9,7 @@ continues exactly where the last checkpoint stopped, with the same batches it wo
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,10 +59,29 @@ class Deadline:
 
     def __init__(self, minutes: float | None) -> None:
         self.end = None if minutes is None else time.monotonic() + 60 * minutes
+        self.signalled: int | None = None
 
     def passed(self) -> bool:
-        """Whether the limit has been reached."""
+        """Whether the limit has been reached (or a stop was asked for by a signal)."""
+        if self.signalled is not None:
+            return True
         return self.end is not None and time.monotonic() >= self.end
+
+    def stop_on_signals(self) -> None:
+        """Make SIGTERM and the first Ctrl-C (SIGINT) end the run like the deadline does: at
+        the next step, with a checkpoint, instead of losing the steps since the last one.
+
+        A second Ctrl-C interrupts at once. The training lanes (``lanes.py``) use SIGTERM to
+        stop a lane and resume it on more threads. Call from the main thread.
+        """
+
+        def stop(number: int, frame: object) -> None:
+            self.signalled = number
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            logger.warning("signal %d: stopping at the next step, with a checkpoint", number)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
 
 
 class EMA:

@@ -31,9 +31,18 @@ logger = logging.getLogger(__name__)
 
 
 def run(
-    config: TrainConfig, stages: list[str], run_dir: Path, out: Path, deadline: Deadline
+    config: TrainConfig,
+    stages: list[str],
+    run_dir: Path,
+    out: Path,
+    deadline: Deadline,
+    pool_part: tuple[int, int] | None = None,
 ) -> None:
-    """Run the requested stages in order, each skipped once done, stopping at the deadline."""
+    """Run the requested stages in order, each skipped once done, stopping at the deadline.
+
+    ``pool_part`` ``(k, n)``: the judged stage only builds its pool's chunks ``k`` modulo ``n``
+    (one of ``n`` processes side by side, see ``lanes.py``) and does not tune.
+    """
     world = load_world()
     # 1. Data: training renders and a held-out set, rendered once and cached.
     data = cached_renders(run_dir / "data", config.n_scenes, config.seed, world)
@@ -64,7 +73,7 @@ def run(
         adapt_stage(config, data, held_out, world, run_dir, out, deadline)
     # 8. The scorer tuned on the generator's own renders of training captions, judged.
     if "judged" in stages and config.judged.steps > 0 and not deadline.passed():
-        judged_stage(config, data, held_out, world, run_dir, out, deadline)
+        judged_stage(config, data, held_out, world, run_dir, out, deadline, pool_part)
     # 9. Export on demand (e.g. interim models to evaluate, or a scorer trained on past its
     #    stage's first export).
     if "export" in stages:
@@ -401,9 +410,11 @@ def judged_stage(
     run_dir: Path,
     out: Path,
     deadline: Deadline,
+    pool_part: tuple[int, int] | None = None,
 ) -> None:
     """Tune the finished scorer (adapted, if the adapt stage ran) on the exported generator's
-    renders of training captions, labelled by the judge; export the scorer when done."""
+    renders of training captions, labelled by the judge; export the scorer when done. With
+    ``pool_part``, only build that part of the pool."""
     from imagineer.pocket.export import export_scorer
     from imagineer.pocket.judged import build_judged_pool, tune_on_judged
     from imagineer.pocket.models import build_clip
@@ -426,6 +437,7 @@ def judged_stage(
         run_dir / "judged_pool",
         config.seed,
         deadline,
+        pool_part,
     )
     if pool is None:
         return

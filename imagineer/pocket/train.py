@@ -6,9 +6,11 @@ pictures), ``judged`` (the scorer tuned on the generator's renders of training c
 by the judge), then ``export``.
 
 One command, seeded and resumable: every stage checkpoints into ``--run-dir`` (gitignored) and a
-re-run of the same command continues where the last one stopped, so the ~3 hours of training can
-be split across sessions. ``--minutes`` stops the process cleanly at a checkpoint before a
-session ends.
+re-run of the same command continues where the last one stopped, so the hours of training can be
+split across sessions. ``--minutes``, SIGTERM or a first Ctrl-C stop the process cleanly at a
+checkpoint. By default the stages run in two lanes of child processes that share the threads, the
+scorer's beside the generator's (``lanes.py``: faster on a small CPU); ``--lanes 1`` runs them in
+this process, in order.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m imagineer.pocket.train \\
         --out imagineer/pocket/models --run-dir runs/pocket --minutes 120
@@ -34,6 +36,7 @@ from pydantic import BaseModel, Field, model_validator
 from imagineer.pocket.adapt_clip import AdaptStage
 from imagineer.pocket.checkpoints import Deadline
 from imagineer.pocket.judged import JudgedStage
+from imagineer.pocket.lanes import Phase
 from imagineer.pocket.models import ClipSpec, UnetSpec, VaeSpec
 from imagineer.pocket.train_clip import ClipStage
 from imagineer.pocket.train_text import TextStage
@@ -129,7 +132,17 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("runs/pocket"))
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--minutes", type=float, default=None, help="Stop after this long.")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="All the threads to use.")
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="2: train the scorer beside the generator in child processes that share the "
+        "threads (faster on a small CPU, see lanes.py); 1: every stage in this process, in order.",
+    )
+    parser.add_argument("--lane", default=None, help=argparse.SUPPRESS)  # a lane's child
+    parser.add_argument("--pool-part", type=_part, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--config",
         type=Path,
@@ -162,7 +175,10 @@ def main() -> None:
             f"--{stage}-steps", type=int, default=None, help=f"Set the {stage} stage's steps."
         )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    deadline = Deadline(args.minutes)
+    deadline.stop_on_signals()
+    lane = f"[{args.lane}] " if args.lane else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {lane}%(name)s %(message)s")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -181,7 +197,37 @@ def main() -> None:
         reuse_generator_parts(args.reuse, args.run_dir, args.reuse_unet_step)
     if args.reuse_scorer is not None:
         reuse_scorer(args.reuse_scorer, config, args.run_dir)
-    run(config, stages, args.run_dir, args.out, Deadline(args.minutes))
+    if args.lanes == 1 or args.threads < 2:
+        run(config, stages, args.run_dir, args.out, deadline, args.pool_part)
+    else:
+        run_in_lanes(config, stages, args, deadline)
+
+
+def run_in_lanes(
+    config: TrainConfig, stages: list[str], args: argparse.Namespace, deadline: Deadline
+) -> None:
+    """The stages in lanes of child processes (``lanes.py``), after rendering the data once."""
+    from imagineer.pocket.datasets import cached_renders
+    from imagineer.pocket.lanes import LaneRunner, child_command, plan
+    from imagineer.pocket.world import load_world
+
+    world = load_world()  # the children load these renders instead of racing to make them
+    cached_renders(args.run_dir / "data", config.n_scenes, config.seed, world)
+    cached_renders(args.run_dir / "data", config.n_held_out, config.seed + 1, world)
+    groups = plan(stages, args.run_dir, judged=config.judged.steps > 0, parts=args.threads)
+
+    def command(phase: Phase, threads: int) -> list[str]:
+        return child_command(phase, threads, args.run_dir, args.out)
+
+    LaneRunner(command, args.run_dir, deadline, args.threads).run(groups)
+
+
+def _part(text: str) -> tuple[int, int]:
+    """``--pool-part K/N``: part K (from 0) of N."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 0 <= K < N")
+    return int(k), int(n)
 
 
 if __name__ == "__main__":
