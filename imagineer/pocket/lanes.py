@@ -1,9 +1,10 @@
 """Training in lanes: the scorer's stages beside the generator's, on a CPU with two cores.
 
 The pocket models are too small to keep two threads busy. Alone on this machine a training step
-is only 1.4x (CLIP, UNet) to 1.7x (VAE) faster on two threads than on one, while two one-thread
-processes side by side each keep most of their speed (``benchmarks/pocket_training_costs.py
---lanes`` measures both). The stages' dependencies leave room for two processes::
+is only 1.41x (UNet) to 1.55x (VAE) faster on two threads than on one, while two one-thread
+processes side by side do 1.32-1.42x the work of one on both threads (measured by
+``benchmarks/pocket_training_costs.py --lanes``, figures in ``benchmarks/results/``). The
+stages' dependencies leave room for two processes::
 
     scorer lane:     clip, scorer
     generator lane:  vae, decoder  ->  text, unet    (text waits for the CLIP's text tower,
